@@ -1,0 +1,52 @@
+"""Gong's API facts and the connector's defaults, each kept as a named constant with its reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Final
+
+DEFAULT_BASE_URL: Final = "https://api.gong.io"
+"""Gong's default API host; OAuth apps get a per-customer host (`api_base_url_for_customer`)."""
+
+API_VERSION_PATH: Final = "/v2"
+LOGS_PATH: Final = "logs"
+
+LOGS_READ_SCOPE: Final = "api:logs:read"
+"""OAuth scope (and API-key permission) that `/v2/logs` requires."""
+
+PAGE_SIZE: Final = 100
+"""Gong returns at most this many entries per page; it is not configurable on the request."""
+
+NOT_FOUND_MEANS_EMPTY: Final = 404
+"""Gong answers a period without logs with 404 and its JSON error body, not with an empty 200."""
+
+DEFAULT_START_LOOKBACK: Final = timedelta(days=30)
+"""A first run without `start_date` begins this long before now: enough history to be useful,
+small enough to stay inside one day's API quota for most tenants."""
+
+LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+"""Hosts allowed over plain http (the sandbox and tests); everything else must be https."""
+
+ENTRY_KEY_COLUMN: Final = "_entry_key"
+"""Merge key derived from each entry's content, since Gong's log entries carry no id."""
+
+CURSOR_FIELD: Final = "eventTime"
+
+
+@dataclass(frozen=True)
+class LogType:
+    """One Gong `logType` and the table it loads into."""
+
+    name: str
+    table_name: str
+
+
+LOG_TYPES: Final[tuple[LogType, ...]] = (
+    LogType("AccessLog", "access_log"),
+    LogType("UserActivityLog", "user_activity_log"),
+    LogType("UserCallPlay", "user_call_play"),
+    LogType("ExternallySharedCallAccess", "externally_shared_call_access"),
+    LogType("ExternallySharedCallPlay", "externally_shared_call_play"),
+)
+LOG_TYPES_BY_NAME: Final = {log_type.name: log_type for log_type in LOG_TYPES}
