@@ -1,0 +1,199 @@
+"""HTTP access to Gong's `GET /v2/logs`: paging, Gong's status-code rules and response checks."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterator, Optional
+from urllib.parse import urlsplit
+
+from dlt.sources.helpers.rest_client.auth import AuthConfigBase
+from dlt.sources.helpers.rest_client.client import RESTClient
+from dlt.sources.helpers.rest_client.exceptions import IgnoreResponseException
+from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
+from requests import Response
+
+from gong_source.errors import GongApiError, GongAuthError, GongResponseError
+from gong_source.settings import LOGS_PATH, LOGS_READ_SCOPE, NOT_FOUND_MEANS_EMPTY
+
+MAX_ERROR_TEXT = 300
+"""How much of a non-Gong error body goes into a message."""
+
+
+@dataclass
+class LogPage:
+    """One page of `/v2/logs`: its entries and Gong's `records` counters."""
+
+    entries: list[Any]
+    total_records: Optional[int]
+    page_number: int
+
+
+def format_gong_time(moment: datetime) -> str:
+    """Render an aware datetime as the ISO-8601 UTC string Gong accepts, e.g. 2026-01-31T08:00:00Z."""
+    text = moment.astimezone(timezone.utc).isoformat()
+    return text.replace("+00:00", "Z")
+
+
+class RepeatingCursorPaginator(JSONResponseCursorPaginator):
+    """dlt's cursor paginator on `records.cursor`, which fails instead of looping on a repeated cursor."""
+
+    def __init__(self) -> None:
+        super().__init__(cursor_path="records.cursor", cursor_param="cursor")
+        self._seen_cursors: set[str] = set()
+
+    def update_state(self, response: Response, data: Optional[list[Any]] = None) -> None:
+        super().update_state(response, data)
+        cursor = self._next_reference
+        if cursor is None:
+            return
+        if cursor in self._seen_cursors:
+            raise GongResponseError(
+                f"Gong returned a cursor it had already returned ({_describe_url(response)}); "
+                "paging would never end, so the run stopped. Retry later; if it persists, report the "
+                "requestId to Gong support.",
+                response=response,
+                request_id=str(response.json().get("requestId")),
+            )
+        self._seen_cursors.add(cursor)
+
+
+class GongLogsClient:
+    """Reads one log type's entries for a time range, page by page.
+
+    Build one per resource run: a `RESTClient` holds one `requests` session, which is not
+    shared between threads.
+    """
+
+    def __init__(self, base_url: str, auth: AuthConfigBase) -> None:
+        self._client = RESTClient(base_url=base_url, auth=auth, headers={"Accept": "application/json"})
+
+    def iter_pages(self, log_type: str, start: datetime, end: datetime) -> Iterator[LogPage]:
+        """Yield the pages of `log_type` entries with `start <= eventTime < end`.
+
+        Every page request repeats the same `logType`, `fromDateTime` and `toDateTime`, as Gong's
+        cursor requires. An empty period (Gong's 404) yields nothing.
+        """
+        params = {"logType": log_type, "fromDateTime": format_gong_time(start), "toDateTime": format_gong_time(end)}
+        for page_number, page in enumerate(
+            self._client.paginate(
+                LOGS_PATH,
+                params=params,
+                paginator=RepeatingCursorPaginator(),
+                data_selector="logEntries",
+                # Our hook replaces dlt's default raise_for_status hook, so it raises for every error itself.
+                hooks={"response": [check_logs_response]},
+            )
+        ):
+            records = page.response.json().get("records") or {}
+            total = records.get("totalRecords")
+            yield LogPage(
+                entries=list(page),
+                total_records=total if isinstance(total, int) else None,
+                page_number=page_number,
+            )
+
+
+def check_logs_response(response: Response, *args: Any, **kwargs: Any) -> None:
+    """Response hook: accept Gong's 200 pages, treat Gong's 404 as empty, and raise clear errors."""
+    status = response.status_code
+    if status == 200:
+        body = _json_body(response)
+        if not isinstance(body, dict) or not isinstance(body.get("logEntries"), list):
+            raise GongResponseError(
+                f"{_describe_url(response)} answered 200 with a body that is not Gong's logs response "
+                f"(no 'logEntries' list): {_snippet(response)!r}. Check sources.gong.base_url; the "
+                "page was not treated as empty.",
+                response=response,
+            )
+        records = body.get("records")
+        if records is not None and not isinstance(records, dict):
+            raise GongResponseError(
+                f"{_describe_url(response)} answered 200 with a 'records' field that is not an object.",
+                response=response,
+            )
+        # dlt's data selector and paginator each call response.json(); decode the body only once.
+        response.json = lambda **_: body  # type: ignore[method-assign]
+        return
+
+    gong_error = _gong_error_body(response)
+    request_id = gong_error.get("requestId") if gong_error else None
+    errors = [str(error) for error in gong_error.get("errors", [])] if gong_error else []
+    gong_says = f" Gong says: {'; '.join(errors)} (requestId {request_id})." if gong_error else ""
+    if status == NOT_FOUND_MEANS_EMPTY and gong_error is not None:
+        raise IgnoreResponseException()
+    if status == NOT_FOUND_MEANS_EMPTY:
+        raise GongApiError(
+            f"{_describe_url(response)} answered 404 without Gong's JSON error body: this is not Gong's "
+            f"/v2/logs endpoint. Check sources.gong.base_url (env SOURCES__GONG__BASE_URL); it should be "
+            f"your Gong API host such as https://company-17.api.gong.io. Body: {_snippet(response)!r}",
+            response=response,
+        )
+    if status in (401, 403):
+        raise GongAuthError(
+            f"Gong rejected the credentials with {status} at {_describe_url(response)}.{gong_says} Check "
+            "sources.gong.credentials.access_key / access_key_secret (env SOURCES__GONG__CREDENTIALS__ACCESS_KEY, "
+            "SOURCES__GONG__CREDENTIALS__ACCESS_KEY_SECRET) or sources.gong.credentials.access_token: the key "
+            f"may have expired or been revoked, and it needs the '{LOGS_READ_SCOPE}' scope.",
+            response=response,
+            request_id=request_id,
+            errors=errors,
+        )
+    if status == 400:
+        raise GongApiError(
+            f"Gong refused the request as malformed (400) at {_describe_url(response)}.{gong_says} "
+            "Check start_date, end_date and log_types.",
+            response=response,
+            request_id=request_id,
+            errors=errors,
+        )
+    if status == 429 or status >= 500:
+        raise GongApiError(
+            f"{_describe_url(response)} still answered {status} after dlt's retries "
+            f"(runtime.request_max_attempts).{gong_says} The run stopped with nothing half-written; "
+            "run it again later, it resumes from the last loaded entry.",
+            response=response,
+            request_id=request_id,
+            errors=errors,
+        )
+    details = gong_says or f" Body: {_snippet(response)!r}"
+    raise GongApiError(
+        f"{_describe_url(response)} answered an unexpected {status}.{details}",
+        response=response,
+        request_id=request_id,
+        errors=errors,
+    )
+
+
+def _json_body(response: Response) -> Any:
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        raise GongResponseError(
+            f"{_describe_url(response)} answered {response.status_code} with a body that is not valid JSON "
+            f"(possibly cut off): {_snippet(response)!r}. Nothing from it was loaded; run again.",
+            response=response,
+        ) from None
+
+
+def _gong_error_body(response: Response) -> Optional[dict[str, Any]]:
+    """Gong's error body `{"requestId": ..., "errors": [...]}`, or None if the body is anything else."""
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return None
+    if isinstance(body, dict) and isinstance(body.get("errors"), list) and "requestId" in body:
+        return body
+    return None
+
+
+def _describe_url(response: Response) -> str:
+    """`GET https://host/v2/logs?logType=...` without the long opaque cursor."""
+    parts = urlsplit(response.url)
+    query = "&".join(pair for pair in parts.query.split("&") if pair and not pair.startswith("cursor="))
+    return f"GET {parts.scheme}://{parts.netloc}{parts.path}" + (f"?{query}" if query else "")
+
+
+def _snippet(response: Response) -> str:
+    return response.content[:MAX_ERROR_TEXT].decode("utf-8", errors="replace")
