@@ -1,0 +1,29 @@
+"""Serve the Gong sandbox until interrupted: `python -m gong_source.sandbox --port 8765 [--rate-limit 3]`."""
+
+from __future__ import annotations
+
+import argparse
+import threading
+
+from gong_source.sandbox.server import GongSandbox
+
+
+def main() -> None:
+    """Start the sandbox on loopback and print how to point the pipeline at it."""
+    parser = argparse.ArgumentParser(description="A local Gong-compatible /v2/logs server with synthetic logs.")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--rate-limit", type=float, default=None, help="requests per second before 429 (Gong: 3)")
+    args = parser.parse_args()
+    sandbox = GongSandbox(port=args.port, max_requests_per_second=args.rate_limit).start()
+    print(f"export SOURCES__GONG__BASE_URL={sandbox.url}")
+    print(f"export SOURCES__GONG__CREDENTIALS__ACCESS_KEY={sandbox.access_key}")
+    print(f"export SOURCES__GONG__CREDENTIALS__ACCESS_KEY_SECRET={sandbox.access_key_secret}")
+    print("Serving synthetic Gong logs; Ctrl-C to stop.", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        sandbox.stop()
+
+
+if __name__ == "__main__":
+    main()

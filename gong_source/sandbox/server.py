@@ -1,0 +1,305 @@
+"""A Gong-compatible HTTP server for `GET /v2/logs`, serving `SyntheticLogs` on loopback.
+
+It follows Gong's documented behaviour: Basic or Bearer auth, 400 for malformed parameters,
+404 with Gong's JSON body for an empty period, pages of 100 with an opaque cursor bound to the
+other parameters, inclusive `fromDateTime` and exclusive `toDateTime`, and optionally the
+3 calls/s limit with 429 and `Retry-After`. Faults can be queued for tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Optional, Union
+from urllib.parse import parse_qs, urlsplit
+
+from gong_source.sandbox.data import SyntheticLogs
+from gong_source.settings import LOG_TYPES_BY_NAME, PAGE_SIZE
+
+NO_RECORDS_MESSAGE = "No log records found corresponding to the provided log type and time range"
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=timezone.utc)
+
+
+class SandboxClock:
+    """The sandbox's notion of now: fixed and movable (tests), or following the wall clock (demo)."""
+
+    def __init__(self, now: Optional[datetime] = None) -> None:
+        self._fixed = now
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        """Entries are visible once their eventTime is before this moment."""
+        with self._lock:
+            return self._fixed if self._fixed is not None else datetime.now(timezone.utc)
+
+    def advance(self, delta: timedelta) -> None:
+        """Move a fixed clock forward, so that new entries appear."""
+        with self._lock:
+            assert self._fixed is not None, "a wall clock cannot be moved"
+            self._fixed += delta
+
+
+@dataclass
+class Fault:
+    """A canned response served instead of the real one to the next matching request(s)."""
+
+    status: int
+    body: Union[str, bytes, dict[str, Any]] = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+    log_type: Optional[str] = None
+    times: int = 1
+
+
+@dataclass
+class SandboxStats:
+    """What the sandbox saw: every /v2/logs request's parameters and the status it answered."""
+
+    requests: list[dict[str, str]] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+
+    def requests_for(self, log_type: str) -> list[dict[str, str]]:
+        """The query parameters of every request made for one log type."""
+        return [params for params in self.requests if params.get("logType") == log_type]
+
+
+class GongSandbox:
+    """A running Gong-compatible server; use as a context manager or call start()/stop()."""
+
+    def __init__(
+        self,
+        logs: Optional[SyntheticLogs] = None,
+        clock: Optional[SandboxClock] = None,
+        access_key: str = "sandbox-access-key",
+        access_key_secret: str = "sandbox-access-key-secret",
+        access_token: Optional[str] = "sandbox-oauth-token",
+        max_requests_per_second: Optional[float] = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.logs = logs or SyntheticLogs()
+        self.clock = clock or SandboxClock()
+        self.access_key = access_key
+        self.access_key_secret = access_key_secret
+        self.access_token = access_token
+        self.max_requests_per_second = max_requests_per_second
+        self.stats = SandboxStats()
+        self._faults: list[Fault] = []
+        self._recent: deque[float] = deque()
+        self._lock = threading.Lock()
+        self._cursor_key = hashlib.sha256(f"cursor-{self.logs.seed}".encode()).digest()
+        self._request_number = 0
+        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread: Optional[threading.Thread] = None
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The base URL to configure as `sources.gong.base_url`."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> GongSandbox:
+        """Serve in a background thread."""
+        self._thread = threading.Thread(target=self._server.serve_forever, name="gong-sandbox", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        if self._thread is not None:
+            self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> GongSandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- test controls ----------------------------------------------------------------------------
+
+    def add_fault(self, fault: Fault) -> None:
+        """Queue a canned response for the next matching request(s)."""
+        with self._lock:
+            self._faults.append(fault)
+
+    def truth(self, log_type: str, start: datetime, end: datetime = FAR_FUTURE) -> list[dict[str, Any]]:
+        """Every entry of `log_type` visible now with `start <= eventTime < end`, as served."""
+        return list(self.logs.entries(log_type, start, min(end, self.clock.now())))
+
+    # -- request handling -------------------------------------------------------------------------
+
+    def handle(self, path: str, query: str, authorization: Optional[str]) -> tuple[int, dict[str, str], bytes]:
+        """Answer one request: (status, headers, body)."""
+        params = {key: values[-1] for key, values in parse_qs(query, keep_blank_values=True).items()}
+        with self._lock:
+            self._request_number += 1
+            request_id = f"sbx{self._request_number:012d}"
+            if path.rstrip("/") == "/v2/logs":
+                self.stats.requests.append(params)
+            fault = self._take_fault(params.get("logType"))
+            limited = fault is None and self._over_rate_limit()
+        status, headers, body = self._answer(path, params, authorization, request_id, fault, limited)
+        with self._lock:
+            self.stats.statuses[status] += 1
+        return status, headers, body
+
+    def _take_fault(self, log_type: Optional[str]) -> Optional[Fault]:
+        for fault in self._faults:
+            if fault.log_type in (None, log_type):
+                fault.times -= 1
+                if fault.times <= 0:
+                    self._faults.remove(fault)
+                return fault
+        return None
+
+    def _over_rate_limit(self) -> bool:
+        if not self.max_requests_per_second:
+            return False
+        now = time.monotonic()
+        while self._recent and now - self._recent[0] >= 1.0:
+            self._recent.popleft()
+        if len(self._recent) >= self.max_requests_per_second:
+            return True
+        self._recent.append(now)
+        return False
+
+    def _answer(
+        self,
+        path: str,
+        params: dict[str, str],
+        authorization: Optional[str],
+        request_id: str,
+        fault: Optional[Fault],
+        limited: bool,
+    ) -> tuple[int, dict[str, str], bytes]:
+        if fault is not None:
+            body: Union[str, bytes] = fault.body if isinstance(fault.body, (str, bytes)) else json.dumps(fault.body)
+            raw: bytes = body.encode() if isinstance(body, str) else body
+            return fault.status, {"Content-Type": fault.content_type, **fault.headers}, raw
+        if path.rstrip("/") != "/v2/logs":
+            page = b"<html><body><h1>404 Not Found</h1></body></html>"
+            return 404, {"Content-Type": "text/html"}, page
+        if limited:
+            return _error(429, request_id, "API request limit exceeded", {"Retry-After": "1"})
+        if not self._authorized(authorization):
+            return _error(401, request_id, "Access denied: invalid or missing credentials")
+        try:
+            log_type, start, end, position = self._parse(params)
+        except ValueError as problem:
+            return _error(400, request_id, str(problem))
+        indices = self.logs.index_range(log_type, start, min(end, self.clock.now()))
+        total = self.logs.count(indices)
+        if total == 0:
+            return _error(404, request_id, NO_RECORDS_MESSAGE)
+        index, copy, page_number = position or (indices.start, 0, 0)
+        entries: list[dict[str, Any]] = []
+        while index < indices.stop and len(entries) < PAGE_SIZE:
+            entry = self.logs.entry(log_type, index)
+            copies = self.logs.copies(index)
+            while copy < copies and len(entries) < PAGE_SIZE:
+                entries.append(entry)
+                copy += 1
+            if copy >= copies:
+                index, copy = index + 1, 0
+        records: dict[str, Any] = {
+            "totalRecords": total,
+            "currentPageSize": len(entries),
+            "currentPageNumber": page_number,
+        }
+        if index < indices.stop:
+            records["cursor"] = self._make_cursor(params, index, copy, page_number + 1)
+        logs_response = {"requestId": request_id, "records": records, "logEntries": entries}
+        return 200, {"Content-Type": "application/json"}, json.dumps(logs_response).encode()
+
+    def _authorized(self, authorization: Optional[str]) -> bool:
+        if not authorization:
+            return False
+        scheme, _, value = authorization.partition(" ")
+        if scheme == "Basic":
+            expected = base64.b64encode(f"{self.access_key}:{self.access_key_secret}".encode()).decode()
+            return hmac.compare_digest(value, expected)
+        if scheme == "Bearer" and self.access_token:
+            return hmac.compare_digest(value, self.access_token)
+        return False
+
+    def _parse(self, params: dict[str, str]) -> tuple[str, datetime, datetime, Optional[tuple[int, int, int]]]:
+        log_type = params.get("logType", "")
+        if log_type not in LOG_TYPES_BY_NAME:
+            raise ValueError(f"logType must be one of {', '.join(LOG_TYPES_BY_NAME)}")
+        start = _parse_time(params.get("fromDateTime"), "fromDateTime")
+        if start is None:
+            raise ValueError("fromDateTime is required")
+        end = _parse_time(params.get("toDateTime"), "toDateTime") or FAR_FUTURE
+        if end <= start:
+            raise ValueError("toDateTime must be after fromDateTime")
+        cursor = params.get("cursor")
+        return log_type, start, end, self._read_cursor(cursor, params) if cursor else None
+
+    def _binding(self, params: dict[str, str]) -> bytes:
+        """The other parameters a cursor is bound to: Gong requires them unchanged."""
+        bound = {key: value for key, value in sorted(params.items()) if key != "cursor"}
+        return json.dumps(bound).encode()
+
+    def _make_cursor(self, params: dict[str, str], index: int, copy: int, page_number: int) -> str:
+        payload = base64.urlsafe_b64encode(json.dumps([index, copy, page_number]).encode()).decode()
+        signature = hmac.new(self._cursor_key, payload.encode() + self._binding(params), "sha256").hexdigest()[:24]
+        return f"{payload}.{signature}"
+
+    def _read_cursor(self, cursor: str, params: dict[str, str]) -> tuple[int, int, int]:
+        payload, _, signature = cursor.partition(".")
+        expected = hmac.new(self._cursor_key, payload.encode() + self._binding(params), "sha256").hexdigest()[:24]
+        if not hmac.compare_digest(signature, expected):
+            raise ValueError("cursor is invalid or does not match the other request parameters")
+        index, copy, page_number = json.loads(base64.urlsafe_b64decode(payload))
+        return int(index), int(copy), int(page_number)
+
+
+def _parse_time(value: Optional[str], name: str) -> Optional[datetime]:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{name} '{value}' is not a valid ISO-8601 date-time") from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"{name} '{value}' has no UTC offset")
+    return parsed
+
+
+def _error(
+    status: int, request_id: str, message: str, headers: Optional[dict[str, str]] = None
+) -> tuple[int, dict[str, str], bytes]:
+    body = json.dumps({"requestId": request_id, "errors": [message]}).encode()
+    return status, {"Content-Type": "application/json", **(headers or {})}, body
+
+
+def _handler_for(sandbox: GongSandbox) -> Callable[..., BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            parts = urlsplit(self.path)
+            status, headers, body = sandbox.handle(parts.path, parts.query, self.headers.get("Authorization"))
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Silent: the sandbox must not print requests (they carry no secret, but they are noise)."""
+
+    return Handler
