@@ -1,0 +1,109 @@
+"""Shared fixtures: a Gong sandbox on loopback and a runner for the real pipeline script."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import duckdb
+import pytest
+
+from gong_source.entries import parse_event_time
+from gong_source.sandbox import GongSandbox, SandboxClock, SyntheticLogs
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PIPELINE_SCRIPT = PROJECT_ROOT / "pipelines" / "gong_logs_pipeline.py"
+
+EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
+START_DATE = "2026-01-01T00:00:00Z"
+FIRST_CLOCK = datetime(2026, 1, 2, 6, 0, tzinfo=timezone.utc)
+NEW_FIELDS_FROM = datetime(2026, 1, 2, 7, 0, tzinfo=timezone.utc)
+"""After FIRST_CLOCK: entries carrying the late fields only appear once the clock moves on."""
+
+
+@dataclass
+class PipelineRun:
+    """A finished run of the pipeline script."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+class Workspace:
+    """A temporary working directory with its own dlt state and DuckDB file, pointed at a sandbox."""
+
+    def __init__(self, root: Path, sandbox: GongSandbox) -> None:
+        self.root = root
+        self.sandbox = sandbox
+        self.env = {
+            **{key: value for key, value in os.environ.items() if not key.startswith(("SOURCES__", "DESTINATION__"))},
+            "DLT_DATA_DIR": str(root / "dlt"),
+            "RUNTIME__DLTHUB_TELEMETRY": "false",
+            "RUNTIME__REQUEST_BACKOFF_FACTOR": "0",
+            "SOURCES__GONG__BASE_URL": sandbox.url,
+            "SOURCES__GONG__CREDENTIALS__ACCESS_KEY": sandbox.access_key,
+            "SOURCES__GONG__CREDENTIALS__ACCESS_KEY_SECRET": sandbox.access_key_secret,
+        }
+
+    def run(self, *args: str, env: Optional[dict[str, Optional[str]]] = None) -> PipelineRun:
+        """Run `pipelines/gong_logs_pipeline.py` as a user would; `None` in `env` unsets a variable."""
+        run_env = dict(self.env)
+        for key, value in (env or {}).items():
+            if value is None:
+                run_env.pop(key, None)
+            else:
+                run_env[key] = value
+        done = subprocess.run(
+            [sys.executable, str(PIPELINE_SCRIPT), *args],
+            cwd=self.root,
+            env=run_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        return PipelineRun(done.returncode, done.stdout, done.stderr)
+
+    def query(self, sql: str, database: str = "gong_audit.duckdb") -> list[tuple[Any, ...]]:
+        """Run SQL on the workspace's DuckDB file (schema `gong_logs`)."""
+        with duckdb.connect(str(self.root / database), read_only=True) as connection:
+            return connection.execute(sql).fetchall()
+
+    def tables(self, database: str = "gong_audit.duckdb") -> set[str]:
+        """Tables in the `gong_logs` dataset."""
+        rows = self.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'gong_logs'", database)
+        return {name for (name,) in rows}
+
+    def event_times(self, table: str) -> Counter[datetime]:
+        """The multiset of loaded event times of one table, in UTC."""
+        rows = self.query(f"SELECT event_time FROM gong_logs.{table}")
+        return Counter(moment.astimezone(timezone.utc) for (moment,) in rows)
+
+
+def truth_event_times(sandbox: GongSandbox, log_type: str, start: datetime = EPOCH) -> Counter[datetime]:
+    """The multiset of event times the sandbox serves for a type, in UTC."""
+    return Counter(parse_event_time(entry["eventTime"]) for entry in sandbox.truth(log_type, start))
+
+
+@pytest.fixture
+def sandbox() -> Iterator[GongSandbox]:
+    """A Gong sandbox with about 2,600 entries over 30 hours, its clock stopped at FIRST_CLOCK."""
+    logs = SyntheticLogs(epoch=EPOCH, new_fields_from=NEW_FIELDS_FROM)
+    with GongSandbox(logs=logs, clock=SandboxClock(FIRST_CLOCK)) as server:
+        yield server
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, sandbox: GongSandbox) -> Workspace:
+    """A clean working directory whose pipeline reads from `sandbox`."""
+    return Workspace(tmp_path, sandbox)

@@ -1,0 +1,359 @@
+"""End to end: sandbox over loopback HTTP -> pipelines/gong_logs_pipeline.py -> DuckDB."""
+
+from __future__ import annotations
+
+import base64
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from gong_source.entries import parse_event_time
+from gong_source.sandbox import Fault, GongSandbox, SandboxClock, SyntheticLogs
+from gong_source.settings import LOG_TYPES
+from tests.conftest import EPOCH, FIRST_CLOCK, NEW_FIELDS_FROM, START_DATE, Workspace, truth_event_times
+
+
+def test_full_load_matches_truth_for_all_five_tables(workspace: Workspace, sandbox: GongSandbox) -> None:
+    result = workspace.run("--start-date", START_DATE)
+
+    assert result.returncode == 0, result.output
+    for log_type in LOG_TYPES:
+        truth = truth_event_times(sandbox, log_type.name)
+        assert sum(truth.values()) > 0
+        assert workspace.event_times(log_type.table_name) == truth, log_type.name
+        assert f"{log_type.table_name} " in result.stdout
+    (duplicate_keys,) = workspace.query("SELECT count(*) - count(DISTINCT _entry_key) FROM gong_logs.access_log")[0]
+    assert duplicate_keys == 0
+
+
+def test_rows_have_snake_case_columns_and_utc_event_time(workspace: Workspace) -> None:
+    assert workspace.run("--start-date", START_DATE).returncode == 0
+
+    columns = dict(
+        workspace.query(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'gong_logs' AND table_name = 'access_log'"
+        )
+    )
+    assert columns["event_time"] == "TIMESTAMP WITH TIME ZONE"
+    for column in (
+        "user_id",
+        "user_email_address",
+        "user_full_name",
+        "impersonator_full_name",
+        "log_record__ip_address",
+        "log_record__geo__country",
+        "_entry_key",
+    ):
+        assert column in columns, column
+    # sequence_num is an int in most AccessLog entries and a string in some: every value still loads.
+    sequence_columns = [name for name in columns if name.startswith("log_record__sequence_num")]
+    non_null = " + ".join(f"count({name})" for name in sequence_columns)
+    assert workspace.query(f"SELECT {non_null} = count(*) FROM gong_logs.access_log") == [(True,)]
+    externally_shared = {
+        name
+        for (name,) in workspace.query(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = 'gong_logs' AND table_name = 'externally_shared_call_access'"
+        )
+    }
+    assert "user_id" not in externally_shared
+    assert "log_record__viewer_email_address" in externally_shared
+
+
+def test_nested_lists_land_in_child_tables_linked_to_parents(workspace: Workspace, sandbox: GongSandbox) -> None:
+    assert workspace.run("--start-date", START_DATE).returncode == 0
+
+    entries = sandbox.truth("UserActivityLog", EPOCH)
+    tables = [change for entry in entries for change in entry["logRecord"]["tableChanges"]]
+    rows = [row for table in tables for row in table["rowChanges"]]
+    columns = [column for row in rows for column in row["columnChanges"]]
+    base = "gong_logs.user_activity_log__log_record__table_changes"
+    counts = workspace.query(
+        f"SELECT (SELECT count(*) FROM {base}), (SELECT count(*) FROM {base}__row_changes), "
+        f"(SELECT count(*) FROM {base}__row_changes__column_changes)"
+    )[0]
+    assert counts == (len(tables), len(rows), len(columns))
+    orphans = workspace.query(
+        f"SELECT count(*) FROM {base}__row_changes__column_changes c "
+        f"LEFT JOIN {base}__row_changes r ON c._dlt_parent_id = r._dlt_id "
+        f"LEFT JOIN {base} t ON r._dlt_parent_id = t._dlt_id "
+        "LEFT JOIN gong_logs.user_activity_log a ON t._dlt_parent_id = a._dlt_id AND c._dlt_root_id = a._dlt_id "
+        "WHERE a._dlt_id IS NULL"
+    )[0][0]
+    assert orphans == 0
+    # A value that is an int, a string or a bool in different entries loads as variant columns.
+    variants = [
+        name
+        for (name,) in workspace.query(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'gong_logs' AND "
+            "table_name = 'user_activity_log__log_record__table_changes__row_changes__column_changes'"
+        )
+        if name.startswith("old_value")
+    ]
+    assert len(variants) > 1
+    non_null = " + ".join(f"count({name})" for name in variants)
+    assert workspace.query(f"SELECT {non_null} FROM {base}__row_changes__column_changes") == [(len(columns),)]
+
+
+def test_second_run_with_nothing_new_loads_nothing_and_sends_one_request_per_type(
+    workspace: Workspace, sandbox: GongSandbox
+) -> None:
+    assert workspace.run("--start-date", START_DATE).returncode == 0
+    first_requests = len(sandbox.stats.requests)
+    before = {t.table_name: workspace.event_times(t.table_name) for t in LOG_TYPES}
+
+    second = workspace.run()
+
+    assert second.returncode == 0, second.output
+    assert "Rows loaded per table: none" in second.stdout
+    new_requests = sandbox.stats.requests[first_requests:]
+    assert Counter(params["logType"] for params in new_requests) == {t.name: 1 for t in LOG_TYPES}
+    assert {t.table_name: workspace.event_times(t.table_name) for t in LOG_TYPES} == before
+
+
+def test_new_entries_around_the_cut_off_load_exactly_once_whatever_their_offset(
+    workspace: Workspace, sandbox: GongSandbox
+) -> None:
+    assert workspace.run("--start-date", START_DATE).returncode == 0
+    loaded_until = max(workspace.event_times("access_log"))
+    first_requests = len(sandbox.stats.requests)
+    sandbox.clock.advance(timedelta(hours=3))
+
+    second = workspace.run()
+
+    assert second.returncode == 0, second.output
+    # The second run asks only for what is new: from the last loaded eventTime on.
+    access_requests = sandbox.stats.requests_for("AccessLog")[first_requests // 5 :]
+    froms = {
+        params["fromDateTime"] for params in sandbox.stats.requests[first_requests:] if params["logType"] == "AccessLog"
+    }
+    assert froms == {loaded_until.isoformat().replace("+00:00", "Z")}, access_requests
+    near_cut_off = [
+        entry
+        for entry in sandbox.truth("AccessLog", FIRST_CLOCK - timedelta(minutes=15))
+        if parse_event_time(entry["eventTime"]) < FIRST_CLOCK + timedelta(minutes=15)
+    ]
+    offsets = {entry["eventTime"][-6:] if not entry["eventTime"].endswith("Z") else "Z" for entry in near_cut_off}
+    assert {"Z", "-08:00", "+05:30"} <= offsets
+    # Text order of these timestamps differs from time order: a string cursor would lose or repeat rows.
+    raw_times = [entry["eventTime"] for entry in near_cut_off]
+    assert sorted(raw_times) != sorted(raw_times, key=parse_event_time)
+    loaded = workspace.event_times("access_log")
+    for entry in near_cut_off:
+        moment = parse_event_time(entry["eventTime"])
+        assert loaded[moment] == raw_times.count(entry["eventTime"]), entry["eventTime"]
+    for log_type in LOG_TYPES:
+        assert workspace.event_times(log_type.table_name) == truth_event_times(sandbox, log_type.name)
+
+
+def test_fields_that_appear_later_add_columns(workspace: Workspace, sandbox: GongSandbox) -> None:
+    assert workspace.run("--start-date", START_DATE).returncode == 0
+    assert not workspace.query(
+        "SELECT 1 FROM information_schema.columns WHERE table_schema = 'gong_logs' "
+        "AND table_name = 'access_log' AND column_name = 'log_record__mfa_method'"
+    )
+    sandbox.clock.advance(timedelta(hours=3))
+
+    assert workspace.run().returncode == 0
+
+    with_field, without_field = workspace.query(
+        "SELECT count(log_record__mfa_method), count(*) - count(log_record__mfa_method) FROM gong_logs.access_log"
+    )[0]
+    expected_new = sum(1 for entry in sandbox.truth("AccessLog", NEW_FIELDS_FROM))
+    assert with_field == expected_new > 0
+    assert without_field == sum(truth_event_times(sandbox, "AccessLog", EPOCH).values()) - expected_new
+
+
+def test_identical_entries_stay_two_rows_after_re_reads(workspace: Workspace, sandbox: GongSandbox) -> None:
+    truth = truth_event_times(sandbox, "UserCallPlay")
+    duplicated = [moment for moment, count in truth.items() if count == 2]
+    assert duplicated, "the sandbox must serve byte-identical entries"
+    assert workspace.run("--start-date", START_DATE).returncode == 0
+
+    # A bounded backfill re-reads the whole period; merge on the entry key keeps every row once.
+    reread = workspace.run("--start-date", START_DATE, "--end-date", FIRST_CLOCK.isoformat())
+
+    assert reread.returncode == 0, reread.output
+    loaded = workspace.event_times("user_call_play")
+    assert loaded == truth
+    assert all(loaded[moment] == 2 for moment in duplicated)
+    keys = workspace.query(
+        "SELECT _entry_key FROM gong_logs.user_call_play WHERE event_time = ?".replace(
+            "?", f"'{duplicated[0].isoformat()}'::TIMESTAMPTZ"
+        )
+    )
+    assert sorted(key[-2:] for (key,) in keys) == ["-0", "-1"]
+
+
+def test_type_without_data_gets_404_and_loads_nothing(tmp_path: Path) -> None:
+    logs = SyntheticLogs(epoch=EPOCH, intervals_seconds={"AccessLog": 600, "ExternallySharedCallPlay": None})
+    with GongSandbox(logs=logs, clock=SandboxClock(FIRST_CLOCK)) as sandbox:
+        workspace = Workspace(tmp_path, sandbox)
+        result = workspace.run("--start-date", START_DATE, "--log-types", "AccessLog,ExternallySharedCallPlay")
+
+        assert result.returncode == 0, result.output
+        assert sandbox.stats.statuses[404] == 1
+        assert "externally_shared_call_play" not in workspace.tables() or not workspace.query(
+            "SELECT * FROM gong_logs.externally_shared_call_play"
+        )
+        assert workspace.event_times("access_log") == truth_event_times(sandbox, "AccessLog")
+
+
+def test_a_404_that_is_not_gongs_fails_naming_the_url(workspace: Workspace, sandbox: GongSandbox) -> None:
+    sandbox.add_fault(Fault(404, "<html><body>Not Found</body></html>", content_type="text/html"))
+
+    result = workspace.run("--start-date", START_DATE, "--log-types", "AccessLog")
+
+    assert result.returncode == 1
+    assert f"{sandbox.url}/v2/logs?logType=AccessLog" in result.stderr
+    assert "not Gong's" in result.stderr and "SOURCES__GONG__BASE_URL" in result.stderr
+
+
+def test_401_exits_1_with_advice_and_no_secret(workspace: Workspace) -> None:
+    secret = "Zq8-very-distinct-secret-41"
+    basic = base64.b64encode(f"{workspace.sandbox.access_key}:{secret}".encode()).decode()
+
+    result = workspace.run("--start-date", START_DATE, env={"SOURCES__GONG__CREDENTIALS__ACCESS_KEY_SECRET": secret})
+
+    assert result.returncode == 1
+    for hint in ("401", "SOURCES__GONG__CREDENTIALS__ACCESS_KEY_SECRET", "access_token", "api:logs:read", "expired"):
+        assert hint in result.stderr, hint
+    assert secret not in result.output and basic not in result.output
+    assert "Traceback" not in result.output
+
+
+def test_bearer_token_auth_loads(workspace: Workspace, sandbox: GongSandbox) -> None:
+    result = workspace.run(
+        "--start-date",
+        START_DATE,
+        "--log-types",
+        "UserCallPlay",
+        env={
+            "SOURCES__GONG__CREDENTIALS__ACCESS_KEY": None,
+            "SOURCES__GONG__CREDENTIALS__ACCESS_KEY_SECRET": None,
+            "SOURCES__GONG__CREDENTIALS__ACCESS_TOKEN": sandbox.access_token,
+        },
+    )
+
+    assert result.returncode == 0, result.output
+    assert workspace.event_times("user_call_play") == truth_event_times(sandbox, "UserCallPlay")
+
+
+def test_log_types_selects_a_subset(workspace: Workspace, sandbox: GongSandbox) -> None:
+    result = workspace.run("--start-date", START_DATE, "--log-types", "AccessLog,UserCallPlay")
+
+    assert result.returncode == 0, result.output
+    assert {params["logType"] for params in sandbox.stats.requests} == {"AccessLog", "UserCallPlay"}
+    assert {"access_log", "user_call_play"} <= workspace.tables()
+    assert (
+        not {"user_activity_log", "externally_shared_call_access", "externally_shared_call_play"} & workspace.tables()
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--start-date", "last tuesday"], "is not a valid date"),
+        (["--start-date", START_DATE, "--end-date", "2026-13-01"], "is not a valid date"),
+        (["--start-date", "2026-01-02", "--end-date", "2026-01-01"], "is not after start_date"),
+        (["--start-date", "2099-01-01"], "is in the future"),
+        (["--log-types", "AccessLog,CallLog"], "Unknown log type(s) CallLog"),
+        (["--no-such-flag"], "unrecognized arguments"),
+    ],
+)
+def test_bad_input_fails_before_any_request(
+    workspace: Workspace, sandbox: GongSandbox, args: list[str], message: str
+) -> None:
+    result = workspace.run(*args)
+
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert sandbox.stats.requests == []
+
+
+def test_missing_credentials_name_the_keys_to_set(workspace: Workspace, sandbox: GongSandbox) -> None:
+    result = workspace.run(
+        env={"SOURCES__GONG__CREDENTIALS__ACCESS_KEY": None, "SOURCES__GONG__CREDENTIALS__ACCESS_KEY_SECRET": None}
+    )
+
+    assert result.returncode == 1
+    for key in (
+        "sources.gong.credentials.access_key",
+        "SOURCES__GONG__CREDENTIALS__ACCESS_KEY_SECRET",
+        "SOURCES__GONG__CREDENTIALS__ACCESS_TOKEN",
+    ):
+        assert key in result.stderr, key
+    assert sandbox.stats.requests == []
+
+
+def test_400_shows_gongs_errors_and_request_id(workspace: Workspace, sandbox: GongSandbox) -> None:
+    sandbox.add_fault(Fault(400, {"requestId": "req-4711", "errors": ["fromDateTime is out of range"]}))
+
+    result = workspace.run("--start-date", START_DATE, "--log-types", "AccessLog")
+
+    assert result.returncode == 1
+    assert "fromDateTime is out of range" in result.stderr and "req-4711" in result.stderr
+
+
+def test_429_and_5xx_are_retried(workspace: Workspace, sandbox: GongSandbox) -> None:
+    sandbox.add_fault(Fault(503, {"requestId": "r1", "errors": ["busy"]}, times=2))
+    sandbox.add_fault(Fault(429, {"requestId": "r2", "errors": ["slow down"]}, headers={"Retry-After": "0"}))
+
+    result = workspace.run("--start-date", START_DATE, "--log-types", "AccessLog")
+
+    assert result.returncode == 0, result.output
+    assert sandbox.stats.statuses[503] == 2 and sandbox.stats.statuses[429] == 1
+    assert workspace.event_times("access_log") == truth_event_times(sandbox, "AccessLog")
+
+
+def test_demo_loads_all_tables_then_only_what_is_new(workspace: Workspace, tmp_path: Path) -> None:
+    # The demo starts its own sandbox and ignores the configured Gong account.
+    first = workspace.run("--demo", env={"SOURCES__GONG__BASE_URL": "https://example.invalid"})
+    second = workspace.run("--demo")
+
+    assert first.returncode == 0, first.output
+    assert second.returncode == 0, second.output
+    database = "gong_logs_demo.duckdb"
+    assert {t.table_name for t in LOG_TYPES} <= workspace.tables(database)
+    assert "Example query" in first.stdout and "@acme-corp.example" in first.stdout
+    for log_type in LOG_TYPES:
+        total, distinct = workspace.query(
+            f"SELECT count(*), count(DISTINCT _entry_key) FROM gong_logs.{log_type.table_name}", database
+        )[0]
+        assert total == distinct > 0
+    # The second run reads only the few minutes since the first one.
+    loaded_again = sum(
+        int(line.split()[-1])
+        for line in second.stdout.splitlines()
+        if line.startswith("  ") and line.split()[0] in {t.table_name for t in LOG_TYPES}
+    )
+    assert loaded_again <= 5
+    assert not (tmp_path / "gong_audit.duckdb").exists()
+    assert sorted(path.name for path in (tmp_path / "dlt" / "pipelines").iterdir()) == ["gong_logs_demo"]
+
+
+def test_a_200_that_is_not_gongs_shape_is_never_treated_as_empty(workspace: Workspace, sandbox: GongSandbox) -> None:
+    sandbox.add_fault(Fault(200, "<html><body>Welcome to the login portal</body></html>", content_type="text/html"))
+
+    result = workspace.run("--start-date", START_DATE, "--log-types", "AccessLog")
+
+    assert result.returncode == 1
+    assert "not valid JSON" in result.stderr and "Welcome to the login portal" in result.stderr
+
+
+def test_a_repeating_cursor_stops_the_run(workspace: Workspace, sandbox: GongSandbox) -> None:
+    page = {
+        "requestId": "loop",
+        "records": {"totalRecords": 300, "currentPageSize": 1, "currentPageNumber": 0, "cursor": "same-cursor"},
+        "logEntries": [{"eventTime": "2026-01-01T00:00:00Z", "logRecord": {}}],
+    }
+    sandbox.add_fault(Fault(200, page, times=3))
+
+    result = workspace.run("--start-date", START_DATE, "--log-types", "AccessLog")
+
+    assert result.returncode == 1
+    assert "cursor it had already returned" in result.stderr
+    assert len(sandbox.stats.requests) == 2
