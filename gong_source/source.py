@@ -35,7 +35,7 @@ def gong_source(
     start_date: Optional[str] = None,
     end_date: Optional[str] = None,
     log_types: Union[str, Sequence[str], None] = None,
-    report: Optional[Any] = None,
+    report: Optional[RunReport] = None,
 ) -> list[DltResource]:
     """Gong audit logs (`GET /v2/logs`), one table per log type.
 
@@ -52,7 +52,7 @@ def gong_source(
     selected = resolve_log_types(log_types)
     now = utc_now()
     time_range = resolve_time_range(start_date, end_date, now=now, default_start=now - DEFAULT_START_LOOKBACK)
-    run_report = report if isinstance(report, RunReport) else RunReport()
+    run_report = report or RunReport()
     return [log_type_resource(log_type, api_url, auth, time_range, now, run_report) for log_type in selected]
 
 

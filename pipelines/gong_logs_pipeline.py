@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, NoReturn, Optional, Sequence
 
 import dlt
@@ -122,6 +123,8 @@ def run_demo(args: argparse.Namespace) -> int:
             destination=dlt.destinations.duckdb(DEMO_DATABASE),
             dataset_name=PIPELINE_NAME,
         )
+        if not Path(DEMO_DATABASE).exists():
+            pipeline = pipeline.drop()  # the demo database was deleted: start over instead of from stale state
         print(f"Demo: Gong sandbox at {sandbox.url}, loading into {DEMO_DATABASE} (pipeline {DEMO_PIPELINE_NAME}).")
         exit_code = load(pipeline, source, report)
     if exit_code == EXIT_OK and "user_call_play" in pipeline.default_schema.tables:
@@ -140,7 +143,9 @@ def load(pipeline: Pipeline, source: Any, report: RunReport) -> int:
 
 def print_summary(report: RunReport, row_counts: dict[str, int]) -> None:
     """Rows loaded per table, and the eventTime range each log type covered."""
-    print("Log type                     window (UTC)                                   entries  eventTime range")
+    print(
+        "Log type                     window asked for (UTC)                         fetched  eventTime range fetched"
+    )
     for type_report in report.log_types.values():
         window = f"[{_short(type_report.window_start)}, {_short(type_report.window_end)})"
         seen = (

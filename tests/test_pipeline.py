@@ -179,6 +179,10 @@ def test_identical_entries_stay_two_rows_after_re_reads(workspace: Workspace, sa
     assert reread.returncode == 0, reread.output
     loaded = workspace.event_times("user_call_play")
     assert loaded == truth
+    segments = sum(len(entry["logRecord"]["playedSegments"]) for entry in sandbox.truth("UserCallPlay", EPOCH))
+    assert workspace.query("SELECT count(*) FROM gong_logs.user_call_play__log_record__played_segments") == [
+        (segments,)
+    ]
     assert all(loaded[moment] == 2 for moment in duplicated)
     keys = workspace.query(
         "SELECT _entry_key FROM gong_logs.user_call_play WHERE event_time = ?".replace(
@@ -332,6 +336,11 @@ def test_demo_loads_all_tables_then_only_what_is_new(workspace: Workspace, tmp_p
     )
     assert loaded_again <= 5
     assert not (tmp_path / "gong_audit.duckdb").exists()
+    # Deleting the demo database starts the demo over rather than continuing from stale state.
+    (tmp_path / database).unlink()
+    third = workspace.run("--demo")
+    assert third.returncode == 0, third.output
+    assert workspace.query("SELECT count(*) FROM gong_logs.access_log", database)[0][0] > 1000
     assert sorted(path.name for path in (tmp_path / "dlt" / "pipelines").iterdir()) == ["gong_logs_demo"]
 
 
