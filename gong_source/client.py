@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Optional
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from dlt.sources.helpers.rest_client.auth import AuthConfigBase
 from dlt.sources.helpers.rest_client.client import RESTClient
@@ -30,10 +30,16 @@ class LogPage:
     page_number: int
 
 
-def format_gong_time(moment: datetime) -> str:
-    """Render an aware datetime as the ISO-8601 UTC string Gong accepts, e.g. 2026-01-31T08:00:00Z."""
-    text = moment.astimezone(timezone.utc).isoformat()
-    return text.replace("+00:00", "Z")
+def format_gong_time(moment: datetime, round_up: bool = False) -> str:
+    """Render an aware datetime in whole UTC seconds, as Gong documents it: 2026-01-31T08:00:00Z.
+
+    Rounds down by default (an inclusive start then reads a little more, which the merge absorbs);
+    `round_up` suits an exclusive end.
+    """
+    whole = moment.astimezone(timezone.utc)
+    if round_up and whole.microsecond:
+        whole += timedelta(seconds=1)
+    return whole.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 class RepeatingCursorPaginator(JSONResponseCursorPaginator):
@@ -73,9 +79,15 @@ class GongLogsClient:
         """Yield the pages of `log_type` entries with `start <= eventTime < end`.
 
         Every page request repeats the same `logType`, `fromDateTime` and `toDateTime`, as Gong's
-        cursor requires. An empty period (Gong's 404) yields nothing.
+        cursor requires. An empty period (Gong's 404) yields nothing. Raises if the pages hold
+        fewer entries than Gong's `totalRecords`, so that a short read is never taken as complete.
         """
-        params = {"logType": log_type, "fromDateTime": format_gong_time(start), "toDateTime": format_gong_time(end)}
+        params = {
+            "logType": log_type,
+            "fromDateTime": format_gong_time(start),
+            "toDateTime": format_gong_time(end, round_up=True),
+        }
+        fetched, total = 0, None
         for page_number, page in enumerate(
             self._client.paginate(
                 LOGS_PATH,
@@ -87,17 +99,22 @@ class GongLogsClient:
             )
         ):
             records = page.response.json().get("records") or {}
-            total = records.get("totalRecords")
-            yield LogPage(
-                entries=list(page),
-                total_records=total if isinstance(total, int) else None,
-                page_number=page_number,
+            total = records.get("totalRecords") if isinstance(records.get("totalRecords"), int) else None
+            fetched += len(page)
+            yield LogPage(entries=list(page), total_records=total, page_number=page_number)
+        if total is not None and fetched < total:
+            raise GongResponseError(
+                f"Gong reported {total} {log_type} entries for [{params['fromDateTime']}, {params['toDateTime']}) "
+                f"but its pages held only {fetched}. Nothing from this run was loaded; run it again, and report "
+                "it to Gong support if it persists."
             )
 
 
 def check_logs_response(response: Response, *args: Any, **kwargs: Any) -> None:
     """Response hook: accept Gong's 200 pages, treat Gong's 404 as empty, and raise clear errors."""
     status = response.status_code
+    if response.is_redirect:
+        return  # requests follows it (and drops Authorization if the host changes); the final response is checked
     if status == 200:
         body = _json_body(response)
         if not isinstance(body, dict) or not isinstance(body.get("logEntries"), list):
@@ -121,8 +138,17 @@ def check_logs_response(response: Response, *args: Any, **kwargs: Any) -> None:
     request_id = gong_error.get("requestId") if gong_error else None
     errors = [str(error) for error in gong_error.get("errors", [])] if gong_error else []
     gong_says = f" Gong says: {'; '.join(errors)} (requestId {request_id})." if gong_error else ""
-    if status == NOT_FOUND_MEANS_EMPTY and gong_error is not None:
+    if status == NOT_FOUND_MEANS_EMPTY and gong_error is not None and not _is_follow_up_page(response):
         raise IgnoreResponseException()
+    if status == NOT_FOUND_MEANS_EMPTY and gong_error is not None:
+        raise GongResponseError(
+            f"{_describe_url(response)} answered 404 (no records) while following a cursor, after earlier "
+            f"pages had entries.{gong_says} The window was not read completely, so nothing from this run was "
+            "loaded; run it again.",
+            response=response,
+            request_id=request_id,
+            errors=errors,
+        )
     if status == NOT_FOUND_MEANS_EMPTY:
         raise GongApiError(
             f"{_describe_url(response)} answered 404 without Gong's JSON error body: this is not Gong's "
@@ -164,6 +190,11 @@ def check_logs_response(response: Response, *args: Any, **kwargs: Any) -> None:
         request_id=request_id,
         errors=errors,
     )
+
+
+def _is_follow_up_page(response: Response) -> bool:
+    """Whether the request carried a cursor: Gong's 404 means "empty" only for a first page."""
+    return "cursor" in parse_qs(urlsplit(response.request.url or "").query)
 
 
 def _json_body(response: Response) -> Any:

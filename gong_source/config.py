@@ -65,8 +65,9 @@ def build_auth(credentials: Optional[GongCredentials]) -> AuthConfigBase:
 
 def normalize_base_url(base_url: str) -> str:
     """Return `https://host[:port]/v2` for a configured base URL, or explain why it is invalid."""
-    raw = (base_url or "").strip()
-    parts = urlsplit(raw)
+    parts = urlsplit((base_url or "").strip())
+    # Echo neither query nor fragment in messages: they may hold a token.
+    raw = f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.scheme else parts.path
     if "@" in parts.netloc:
         raise GongConfigError(
             "sources.gong.base_url must not contain credentials; configure them under "
@@ -129,6 +130,11 @@ def resolve_time_range(start_date: DateInput, end_date: DateInput, now: datetime
         raise GongConfigError(
             f"start_date {start.isoformat()} is in the future (now is {now.isoformat(timespec='seconds')}); "
             "choose a start date in the past."
+        )
+    if end is not None and end > now:
+        raise GongConfigError(
+            f"end_date {end.isoformat()} is in the future (now is {now.isoformat(timespec='seconds')}); "
+            "omit end_date to load everything up to now and keep the incremental state moving."
         )
     if end is not None and end <= start:
         raise GongConfigError(

@@ -21,6 +21,7 @@ from dlt.common.destination.exceptions import UnknownDestinationModule
 from dlt.pipeline.pipeline import Pipeline
 
 from gong_source import GongCredentials, GongError, RunReport, gong_source
+from gong_source.config import parse_datetime
 from gong_source.sandbox import GongSandbox
 from gong_source.source import utc_now
 
@@ -98,7 +99,9 @@ def run(args: argparse.Namespace) -> int:
         destination=destination_for(args.destination or "duckdb"),
         dataset_name=args.dataset_name or PIPELINE_NAME,
     )
-    return load(pipeline, source, report)
+    exit_code = load(pipeline, source, report)
+    warn_if_start_date_ignored(args.start_date if not args.end_date else None, report)
+    return exit_code
 
 
 def destination_for(name: str) -> Any:
@@ -107,7 +110,7 @@ def destination_for(name: str) -> Any:
         "destination.duckdb.credentials"
     )
     if name == "duckdb" and not configured:
-        return dlt.destinations.duckdb(DUCKDB_FILE)
+        return dlt.destinations.duckdb(str(Path.cwd() / DUCKDB_FILE))
     return name
 
 
@@ -116,14 +119,15 @@ def run_demo(args: argparse.Namespace) -> int:
     with GongSandbox() as sandbox:
         report = RunReport()
         options = {"start_date": (utc_now() - DEMO_HISTORY).isoformat(), **source_options(args)}
+        demo_database = Path.cwd() / DEMO_DATABASE
         credentials = GongCredentials(access_key=sandbox.access_key, access_key_secret=sandbox.access_key_secret)
         source = gong_source(base_url=sandbox.url, credentials=credentials, report=report, **options)
         pipeline = dlt.pipeline(
             pipeline_name=DEMO_PIPELINE_NAME,
-            destination=dlt.destinations.duckdb(DEMO_DATABASE),
+            destination=dlt.destinations.duckdb(str(demo_database)),
             dataset_name=PIPELINE_NAME,
         )
-        if not Path(DEMO_DATABASE).exists():
+        if not demo_database.exists():
             pipeline = pipeline.drop()  # the demo database was deleted: start over instead of from stale state
         print(f"Demo: Gong sandbox at {sandbox.url}, loading into {DEMO_DATABASE} (pipeline {DEMO_PIPELINE_NAME}).")
         exit_code = load(pipeline, source, report)
@@ -139,6 +143,21 @@ def load(pipeline: Pipeline, source: Any, report: RunReport) -> int:
     row_counts = normalize_info.row_counts if normalize_info else {}
     print_summary(report, row_counts)
     return EXIT_OK
+
+
+def warn_if_start_date_ignored(start_date: Optional[str], report: RunReport) -> None:
+    """Say so when --start-date had no effect because incremental state already exists."""
+    requested = parse_datetime(start_date, "--start-date")
+    if requested is None:
+        return
+    continued = [r for r in report.log_types.values() if r.window_start and r.window_start > requested]
+    if continued:
+        print(
+            f"NOTE: --start-date {start_date} was ignored for {', '.join(r.log_type for r in continued)}: they "
+            "continue from their saved state. To re-load older history, run a bounded backfill with "
+            "--start-date and --end-date; it merges into the same tables without moving the state.",
+            file=sys.stderr,
+        )
 
 
 def print_summary(report: RunReport, row_counts: dict[str, int]) -> None:

@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from gong_source.entries import parse_event_time
@@ -200,9 +201,7 @@ def test_type_without_data_gets_404_and_loads_nothing(tmp_path: Path) -> None:
 
         assert result.returncode == 0, result.output
         assert sandbox.stats.statuses[404] == 1
-        assert "externally_shared_call_play" not in workspace.tables() or not workspace.query(
-            "SELECT * FROM gong_logs.externally_shared_call_play"
-        )
+        assert "externally_shared_call_play" not in workspace.tables()
         assert workspace.event_times("access_log") == truth_event_times(sandbox, "AccessLog")
 
 
@@ -302,15 +301,19 @@ def test_400_shows_gongs_errors_and_request_id(workspace: Workspace, sandbox: Go
     assert "fromDateTime is out of range" in result.stderr and "req-4711" in result.stderr
 
 
-def test_429_and_5xx_are_retried(workspace: Workspace, sandbox: GongSandbox) -> None:
+def test_429_and_5xx_are_retried_honouring_retry_after(workspace: Workspace, sandbox: GongSandbox) -> None:
     sandbox.add_fault(Fault(503, {"requestId": "r1", "errors": ["busy"]}, times=2))
-    sandbox.add_fault(Fault(429, {"requestId": "r2", "errors": ["slow down"]}, headers={"Retry-After": "0"}))
+    sandbox.add_fault(Fault(429, {"requestId": "r2", "errors": ["slow down"]}, headers={"Retry-After": "1"}))
 
     result = workspace.run("--start-date", START_DATE, "--log-types", "AccessLog")
 
     assert result.returncode == 0, result.output
     assert sandbox.stats.statuses[503] == 2 and sandbox.stats.statuses[429] == 1
     assert workspace.event_times("access_log") == truth_event_times(sandbox, "AccessLog")
+    # The sandbox's own clock: the retry after the 429 came no sooner than Retry-After allowed.
+    answers = sandbox.stats.answers
+    after_429 = next(i for i, (_, status) in enumerate(answers) if status == 429)
+    assert answers[after_429 + 1][0] - answers[after_429][0] >= 1.0
 
 
 def test_demo_loads_all_tables_then_only_what_is_new(workspace: Workspace, tmp_path: Path) -> None:
@@ -366,3 +369,97 @@ def test_a_repeating_cursor_stops_the_run(workspace: Workspace, sandbox: GongSan
     assert result.returncode == 1
     assert "cursor it had already returned" in result.stderr
     assert len(sandbox.stats.requests) == 2
+
+
+def test_a_404_after_the_first_page_is_an_error_not_the_end(workspace: Workspace, sandbox: GongSandbox) -> None:
+    gong_404 = {"requestId": "r404", "errors": ["No log records found corresponding to the provided log type"]}
+    sandbox.add_fault(Fault(404, gong_404, follow_up_pages_only=True))
+
+    result = workspace.run("--start-date", START_DATE, "--log-types", "AccessLog")
+
+    assert result.returncode == 1
+    assert "while following a cursor" in result.stderr and "r404" in result.stderr
+    assert "access_log" not in workspace.tables()
+
+
+def test_fewer_entries_than_total_records_is_an_error(workspace: Workspace, sandbox: GongSandbox) -> None:
+    short_page = {
+        "requestId": "short",
+        "records": {"totalRecords": 250, "currentPageSize": 1, "currentPageNumber": 0},
+        "logEntries": [{"eventTime": "2026-01-01T00:00:00Z", "logRecord": {}}],
+    }
+    sandbox.add_fault(Fault(200, short_page))
+
+    result = workspace.run("--start-date", START_DATE, "--log-types", "AccessLog")
+
+    assert result.returncode == 1
+    assert "reported 250 AccessLog entries" in result.stderr and "held only 1" in result.stderr
+    assert "access_log" not in workspace.tables()
+
+
+def test_403_is_an_auth_error(workspace: Workspace, sandbox: GongSandbox) -> None:
+    sandbox.add_fault(Fault(403, {"requestId": "r403", "errors": ["insufficient scope"]}))
+
+    result = workspace.run("--start-date", START_DATE, "--log-types", "AccessLog")
+
+    assert result.returncode == 1
+    assert "403" in result.stderr and "api:logs:read" in result.stderr and "insufficient scope" in result.stderr
+
+
+def test_a_json_200_without_log_entries_is_an_error(workspace: Workspace, sandbox: GongSandbox) -> None:
+    sandbox.add_fault(Fault(200, {"requestId": "r", "records": {"totalRecords": 0}}))
+
+    result = workspace.run("--start-date", START_DATE, "--log-types", "AccessLog")
+
+    assert result.returncode == 1
+    assert "no 'logEntries' list" in result.stderr
+
+
+def test_help_lists_every_flag_and_exit_codes(workspace: Workspace) -> None:
+    result = workspace.run("--help")
+
+    assert result.returncode == 0
+    for flag in ("--start-date", "--end-date", "--log-types", "--destination", "--dataset-name", "--demo"):
+        assert flag in result.stdout
+    assert "75" in result.stdout
+
+
+def test_unknown_destination_and_future_end_date_fail_before_any_request(
+    workspace: Workspace, sandbox: GongSandbox
+) -> None:
+    unknown = workspace.run("--destination", "warehouse9000")
+    future = workspace.run("--start-date", START_DATE, "--end-date", "2099-01-01")
+
+    assert unknown.returncode == 1 and "dlt does not know the destination 'warehouse9000'" in unknown.stderr
+    assert future.returncode == 1 and "end_date 2099-01-01T00:00:00+00:00 is in the future" in future.stderr
+    assert sandbox.stats.requests == []
+
+
+def test_dataset_name_and_duckdb_path_are_configurable(workspace: Workspace, sandbox: GongSandbox) -> None:
+    target = workspace.root / "elsewhere.duckdb"
+
+    result = workspace.run(
+        "--start-date",
+        START_DATE,
+        "--log-types",
+        "UserCallPlay",
+        "--dataset-name",
+        "audit",
+        env={"DESTINATION__DUCKDB__CREDENTIALS": str(target)},
+    )
+
+    assert result.returncode == 0, result.output
+    assert not (workspace.root / "gong_audit.duckdb").exists()
+    with duckdb.connect(str(target), read_only=True) as connection:
+        loaded = connection.execute("SELECT count(*) FROM audit.user_call_play").fetchone()
+    assert loaded == (sum(truth_event_times(sandbox, "UserCallPlay").values()),)
+
+
+def test_an_ignored_start_date_is_reported(workspace: Workspace) -> None:
+    assert workspace.run("--start-date", "2026-01-02T00:00:00Z", "--log-types", "AccessLog").returncode == 0
+
+    again = workspace.run("--start-date", START_DATE, "--log-types", "AccessLog")
+
+    assert again.returncode == 0
+    assert "--start-date 2026-01-01T00:00:00Z was ignored for AccessLog" in again.stderr
+    assert "--end-date" in again.stderr

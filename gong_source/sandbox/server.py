@@ -57,6 +57,8 @@ class Fault:
     content_type: str = "application/json"
     log_type: Optional[str] = None
     times: int = 1
+    follow_up_pages_only: bool = False
+    """Serve only to requests that carry a cursor (page 2 and later)."""
 
 
 @dataclass
@@ -65,6 +67,8 @@ class SandboxStats:
 
     requests: list[dict[str, str]] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
+    answers: list[tuple[float, int]] = field(default_factory=list)
+    """(monotonic time, status) of every answer, in order."""
 
     def requests_for(self, log_type: str) -> list[dict[str, str]]:
         """The query parameters of every request made for one log type."""
@@ -148,16 +152,19 @@ class GongSandbox:
             request_id = f"sbx{self._request_number:012d}"
             if path.rstrip("/") == "/v2/logs":
                 self.stats.requests.append(params)
-            fault = self._take_fault(params.get("logType"))
+            fault = self._take_fault(params)
             limited = fault is None and self._over_rate_limit()
         status, headers, body = self._answer(path, params, authorization, request_id, fault, limited)
         with self._lock:
             self.stats.statuses[status] += 1
+            self.stats.answers.append((time.monotonic(), status))
         return status, headers, body
 
-    def _take_fault(self, log_type: Optional[str]) -> Optional[Fault]:
+    def _take_fault(self, params: dict[str, str]) -> Optional[Fault]:
         for fault in self._faults:
-            if fault.log_type in (None, log_type):
+            if fault.log_type in (None, params.get("logType")) and (
+                "cursor" in params or not fault.follow_up_pages_only
+            ):
                 fault.times -= 1
                 if fault.times <= 0:
                     self._faults.remove(fault)
