@@ -46,3 +46,7 @@ class GongResponseError(GongApiError):
 
 class GongEntryError(GongError):
     """A single log entry cannot be loaded as-is, for example an unparseable `eventTime`."""
+
+
+class StoppedEarly(GongError):
+    """A deliberate, clean stop (request budget or Gong's daily quota spent); what was read is loaded."""

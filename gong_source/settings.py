@@ -50,3 +50,31 @@ LOG_TYPES: Final[tuple[LogType, ...]] = (
     LogType("ExternallySharedCallPlay", "externally_shared_call_play"),
 )
 LOG_TYPES_BY_NAME: Final = {log_type.name: log_type for log_type in LOG_TYPES}
+
+GONG_MAX_REQUESTS_PER_SECOND: Final = 3.0
+"""Gong's documented per-company rate limit."""
+
+GONG_DAILY_QUOTA: Final = 10_000
+"""Gong's documented per-company daily request quota."""
+
+DEFAULT_MAX_REQUESTS_PER_RUN: Final = 2_500
+"""A quarter of the daily quota: a scheduled run leaves room for other runs and other integrations."""
+
+RATE_SAFETY_MARGIN: Final = 1.05
+"""Requests are spaced 5% wider than the limit, so network jitter never makes Gong see 4 calls in a second."""
+
+DEFAULT_MAX_RETRY_AFTER: Final = timedelta(seconds=60)
+"""A 429 asking to wait longer than this means the daily quota is spent: stop cleanly (exit 75), don't sleep."""
+
+DEFAULT_SETTLE_LAG: Final = timedelta(minutes=5)
+"""Gong writes some entries minutes after their eventTime; the last few minutes are left for the next run."""
+
+DEFAULT_LOOKBACK: Final = timedelta(hours=1)
+"""Each incremental run re-reads this much before what it had loaded, to catch late-arriving entries."""
+
+ACCESS_LOG_RETENTION: Final = timedelta(days=14)
+"""Gong reportedly keeps AccessLog entries for about 14 days; a pipeline further behind loses entries."""
+
+DEFAULT_WINDOW_ENTRIES: Final = 5_000
+"""Entries per window, and a window per type per load: progress becomes durable every 50 pages, while the
+last, partly filled page of each window costs at most 2% more requests than one cursor over everything."""

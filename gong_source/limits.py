@@ -1,0 +1,76 @@
+"""Gong's limits, shared by every resource of a process: the calls-per-second pace and the request budget."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from typing import Any, Optional
+
+from requests import PreparedRequest, Response
+from requests.adapters import HTTPAdapter
+
+from gong_source.errors import StoppedEarly
+from gong_source.settings import RATE_SAFETY_MARGIN
+
+
+class RequestGovernor:
+    """Paces requests to `max_per_second` across threads and stops the run once `max_requests` are sent."""
+
+    def __init__(self, max_per_second: float, max_requests: Optional[int]) -> None:
+        self.max_per_second = max_per_second
+        self.max_requests = max_requests
+        self._interval = RATE_SAFETY_MARGIN / max_per_second if max_per_second > 0 else 0.0
+        self._next_slot = 0.0
+        self._lock = threading.Lock()
+        self.sent: dict[str, int] = defaultdict(int)
+        self.stop_reason: Optional[str] = None
+
+    @property
+    def total_sent(self) -> int:
+        """Requests sent so far by every resource."""
+        with self._lock:
+            return sum(self.sent.values())
+
+    @property
+    def remaining(self) -> Optional[int]:
+        """Requests left in this run's budget (None: unlimited)."""
+        return None if self.max_requests is None else max(0, self.max_requests - self.total_sent)
+
+    def stop(self, reason: str) -> None:
+        """Make every later request of every resource stop the run cleanly."""
+        with self._lock:
+            self.stop_reason = self.stop_reason or reason
+
+    def acquire(self, log_type: str) -> None:
+        """Block until a request may be sent within the rate limit; raise `StoppedEarly` if none may."""
+        with self._lock:
+            spent = self.max_requests is not None and sum(self.sent.values()) >= self.max_requests
+            if self.stop_reason is None and spent:
+                self.stop_reason = (
+                    f"the run's request budget of {self.max_requests} (sources.gong.max_requests_per_run) is spent"
+                )
+            if self.stop_reason is not None:
+                raise StoppedEarly(self.stop_reason)
+            now = time.monotonic()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + self._interval
+            self.sent[log_type] += 1
+        if slot > now:
+            time.sleep(slot - now)
+
+
+class GovernedAdapter(HTTPAdapter):
+    """A transport adapter that asks the governor before every attempt, retries included.
+
+    It sits below dlt's retrying `send`, so the rate limit and the budget also cover retries.
+    """
+
+    def __init__(self, governor: RequestGovernor, log_type: str) -> None:
+        super().__init__()
+        self._governor = governor
+        self._log_type = log_type
+
+    def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> Response:
+        self._governor.acquire(self._log_type)
+        return super().send(request, *args, **kwargs)
