@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator, Optional
+from typing import Any, Generator, Optional
 from urllib.parse import parse_qs, urlsplit
 
+from dlt.sources.helpers.requests.retry import Client
 from dlt.sources.helpers.rest_client.auth import AuthConfigBase
 from dlt.sources.helpers.rest_client.client import RESTClient
 from dlt.sources.helpers.rest_client.exceptions import IgnoreResponseException
 from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
 from requests import Response
 
-from gong_source.errors import GongApiError, GongAuthError, GongResponseError
+from gong_source.errors import GongApiError, GongAuthError, GongResponseError, StoppedEarly
+from gong_source.limits import GovernedAdapter, RequestGovernor
+from gong_source.report import LogTypeReport, RunReport
 from gong_source.settings import LOGS_PATH, LOGS_READ_SCOPE, NOT_FOUND_MEANS_EMPTY
 
 MAX_ERROR_TEXT = 300
@@ -65,17 +68,70 @@ class RepeatingCursorPaginator(JSONResponseCursorPaginator):
         self._seen_cursors.add(cursor)
 
 
-class GongLogsClient:
-    """Reads one log type's entries for a time range, page by page.
+@dataclass(frozen=True)
+class HttpSettings:
+    """Timeouts and retries: dlt's `runtime.request_*` settings plus the longest Retry-After to wait out."""
 
-    Build one per resource run: a `RESTClient` holds one `requests` session, which is not
-    shared between threads.
+    timeout: float
+    max_attempts: int
+    backoff_factor: float
+    max_retry_after: float
+
+
+class GongLogsClient:
+    """Reads one log type's entries for a time range, page by page, within Gong's limits.
+
+    Build one per resource run: a `RESTClient` holds one `requests` session; only the governor
+    (rate limit and budget) is shared between resources.
     """
 
-    def __init__(self, base_url: str, auth: AuthConfigBase) -> None:
-        self._client = RESTClient(base_url=base_url, auth=auth, headers={"Accept": "application/json"})
+    def __init__(
+        self,
+        base_url: str,
+        auth: AuthConfigBase,
+        log_type: str,
+        http: HttpSettings,
+        governor: RequestGovernor,
+        report: RunReport,
+        type_report: LogTypeReport,
+    ) -> None:
+        self._log_type = log_type
+        self._governor = governor
+        self._max_retry_after = http.max_retry_after
+        self._report = report
+        self._type_report = type_report
+        retrying = Client(
+            request_timeout=http.timeout,
+            raise_for_status=False,
+            request_max_attempts=http.max_attempts,
+            request_backoff_factor=http.backoff_factor,
+            # dlt caps both Retry-After and its backoff at this; a longer Retry-After stops the run instead.
+            request_max_retry_delay=http.max_retry_after,
+        )
+        session = retrying.session
+        adapter = GovernedAdapter(governor, log_type)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        self._client = RESTClient(base_url=base_url, auth=auth, headers={"Accept": "application/json"}, session=session)
 
-    def iter_pages(self, log_type: str, start: datetime, end: datetime) -> Iterator[LogPage]:
+    def _on_response(self, response: Response, *args: Any, **kwargs: Any) -> None:
+        """Count throttling and retries, stop on a quota-sized Retry-After, then apply Gong's rules."""
+        status = response.status_code
+        if status == 429 or status >= 500:
+            self._report.count(self._type_report, throttled=int(status == 429), retries=1)
+        if status == 429:
+            wait = _retry_after_seconds(response)
+            if wait is not None and wait > self._max_retry_after:
+                reason = (
+                    f"Gong asked to wait {wait:.0f} s before the next call (429 Retry-After) for {self._log_type}, "
+                    f"longer than sources.gong.max_retry_after_seconds={self._max_retry_after:.0f}: the daily "
+                    "quota is probably spent"
+                )
+                self._governor.stop(reason)
+                raise StoppedEarly(reason)
+        check_logs_response(response, *args, **kwargs)
+
+    def iter_pages(self, log_type: str, start: datetime, end: datetime) -> Generator[LogPage, None, None]:
         """Yield the pages of `log_type` entries with `start <= eventTime < end`.
 
         Every page request repeats the same `logType`, `fromDateTime` and `toDateTime`, as Gong's
@@ -95,7 +151,7 @@ class GongLogsClient:
                 paginator=RepeatingCursorPaginator(),
                 data_selector="logEntries",
                 # Our hook replaces dlt's default raise_for_status hook, so it raises for every error itself.
-                hooks={"response": [check_logs_response]},
+                hooks={"response": [self._on_response]},
             )
         ):
             records = page.response.json().get("records") or {}
@@ -190,6 +246,14 @@ def check_logs_response(response: Response, *args: Any, **kwargs: Any) -> None:
         request_id=request_id,
         errors=errors,
     )
+
+
+def _retry_after_seconds(response: Response) -> Optional[float]:
+    """The Retry-After header in seconds (Gong sends an integer), or None if absent or unreadable."""
+    try:
+        return float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
 
 
 def _is_follow_up_page(response: Response) -> bool:

@@ -1,4 +1,4 @@
-"""What a run did, per log type: the window it asked for, pages, entries and eventTime range."""
+"""What a run did, per log type, for the human summary and the machine-readable one."""
 
 from __future__ import annotations
 
@@ -10,25 +10,47 @@ from typing import Any, Optional
 
 @dataclass
 class LogTypeReport:
-    """Counters for one log type in one run."""
+    """Counters for one log type in one run (across all its loads)."""
 
     log_type: str
     table_name: str
     window_start: Optional[datetime] = None
     window_end: Optional[datetime] = None
+    planned_entries: Optional[int] = None
+    requests: int = 0
     pages: int = 0
     entries: int = 0
-    total_records: Optional[int] = None
+    throttled: int = 0
+    retries: int = 0
     first_event_time: Optional[datetime] = None
     last_event_time: Optional[datetime] = None
     complete: bool = False
+    stopped_reason: Optional[str] = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready summary of this log type."""
+        return {
+            "log_type": self.log_type,
+            "table": self.table_name,
+            "window": [_iso(self.window_start), _iso(self.window_end)],
+            "planned_entries": self.planned_entries,
+            "requests": self.requests,
+            "pages": self.pages,
+            "entries": self.entries,
+            "http_429": self.throttled,
+            "retries": self.retries,
+            "event_time_range": [_iso(self.first_event_time), _iso(self.last_event_time)],
+            "complete": self.complete,
+            "stopped_reason": self.stopped_reason,
+        }
 
 
 @dataclass
 class RunReport:
-    """Shared by the resources of one source; safe to update from parallel resources."""
+    """Shared by the resources of a run; safe to update from parallel resources."""
 
     log_types: dict[str, LogTypeReport] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def for_type(self, log_type: str, table_name: str) -> LogTypeReport:
@@ -36,15 +58,43 @@ class RunReport:
         with self._lock:
             return self.log_types.setdefault(log_type, LogTypeReport(log_type, table_name))
 
+    def warn(self, message: str) -> None:
+        """Keep a warning for the end-of-run summary."""
+        with self._lock:
+            if message not in self.warnings:
+                self.warnings.append(message)
+
+    def count(self, report: LogTypeReport, **increments: int) -> None:
+        """Add to some counters of one log type, e.g. `count(r, throttled=1, retries=1)`."""
+        with self._lock:
+            for name, value in increments.items():
+                setattr(report, name, getattr(report, name) + value)
+
     def record_page(self, report: LogTypeReport, rows: list[dict[str, Any]], event_time_field: str) -> None:
         """Count one fetched page and widen the observed eventTime range."""
+        if not rows:
+            self.count(report, pages=1)
+            return
         times = [row[event_time_field] for row in rows]
+        low, high = min(times), max(times)
         with self._lock:
             report.pages += 1
             report.entries += len(rows)
-            if times:
-                low, high = min(times), max(times)
-                if report.first_event_time is None or low < report.first_event_time:
-                    report.first_event_time = low
-                if report.last_event_time is None or high > report.last_event_time:
-                    report.last_event_time = high
+            if report.first_event_time is None or low < report.first_event_time:
+                report.first_event_time = low
+            if report.last_event_time is None or high > report.last_event_time:
+                report.last_event_time = high
+
+    @property
+    def stopped_reason(self) -> Optional[str]:
+        """Why the run stopped early, if any log type did."""
+        return next((r.stopped_reason for r in self.log_types.values() if r.stopped_reason), None)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every log type read its whole window."""
+        return all(r.complete for r in self.log_types.values())
+
+
+def _iso(moment: Optional[datetime]) -> Optional[str]:
+    return moment.isoformat() if moment else None
