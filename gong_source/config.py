@@ -159,3 +159,26 @@ def resolve_log_types(log_types: Union[str, Iterable[str], None]) -> list[LogTyp
             f"Valid values: {', '.join(LOG_TYPES_BY_NAME)}."
         )
     return [LOG_TYPES_BY_NAME[name] for name in dict.fromkeys(names)]
+
+
+def validate_limits(
+    *,
+    max_requests_per_second: float,
+    max_requests_per_run: Optional[int],
+    max_retry_after_seconds: float,
+    settle_lag_seconds: float,
+    lookback_seconds: float,
+    window_entries: int,
+) -> None:
+    """Reject limits that would make the connector misbehave, naming the setting."""
+    checks = [
+        (max_requests_per_second > 0, "sources.gong.max_requests_per_second must be above 0 (Gong allows 3)"),
+        (max_requests_per_run is None or max_requests_per_run >= 0, "sources.gong.max_requests_per_run must be >= 0"),
+        (max_retry_after_seconds >= 0, "sources.gong.max_retry_after_seconds must be >= 0"),
+        (settle_lag_seconds >= 0, "sources.gong.settle_lag_seconds must be >= 0"),
+        (lookback_seconds >= 0, "sources.gong.lookback_seconds must be >= 0"),
+        (window_entries >= 100, "sources.gong.window_entries must be at least one page (100)"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise GongConfigError(message + ".")

@@ -1,26 +1,42 @@
-"""The dlt source: one incremental, merge-loaded resource per Gong log type."""
+"""The dlt source: one merge-loaded resource per Gong log type, read in parallel within Gong's limits."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Optional, Sequence, Union
 
 import dlt
+from dlt.common.configuration.resolve import resolve_configuration
+from dlt.common.configuration.specs import RuntimeConfiguration
 from dlt.extract.resource import DltResource
-from dlt.sources.helpers.rest_client.auth import AuthConfigBase
 
-from gong_source.client import GongLogsClient
+from gong_source.client import HttpSettings
 from gong_source.config import (
     GongCredentials,
-    TimeRange,
     build_auth,
     normalize_base_url,
+    parse_datetime,
     resolve_log_types,
     resolve_time_range,
+    validate_limits,
 )
-from gong_source.entries import EntryKeyer, prepare_entries
+from gong_source.limits import RequestGovernor
 from gong_source.report import RunReport
-from gong_source.settings import CURSOR_FIELD, DEFAULT_BASE_URL, DEFAULT_START_LOOKBACK, ENTRY_KEY_COLUMN, LogType
+from gong_source.settings import (
+    ACCESS_LOG_RETENTION,
+    CURSOR_FIELD,
+    DEFAULT_BASE_URL,
+    DEFAULT_LOOKBACK,
+    DEFAULT_MAX_REQUESTS_PER_RUN,
+    DEFAULT_MAX_RETRY_AFTER,
+    DEFAULT_SETTLE_LAG,
+    DEFAULT_START_LOOKBACK,
+    DEFAULT_WINDOW_ENTRIES,
+    ENTRY_KEY_COLUMN,
+    GONG_MAX_REQUESTS_PER_SECOND,
+    LogType,
+)
+from gong_source.windows import ReadPlan, ReadSession, read_log_type
 
 
 def utc_now() -> datetime:
@@ -35,7 +51,15 @@ def gong_source(
     start_date: Optional[str] = None,
     end_date: Optional[str] = None,
     log_types: Union[str, Sequence[str], None] = None,
-    report: Optional[RunReport] = None,
+    max_requests_per_second: float = GONG_MAX_REQUESTS_PER_SECOND,
+    max_requests_per_run: Optional[int] = DEFAULT_MAX_REQUESTS_PER_RUN,
+    max_retry_after_seconds: float = DEFAULT_MAX_RETRY_AFTER.total_seconds(),
+    settle_lag_seconds: float = DEFAULT_SETTLE_LAG.total_seconds(),
+    lookback_seconds: float = DEFAULT_LOOKBACK.total_seconds(),
+    access_log_retention_days: float = ACCESS_LOG_RETENTION.days,
+    window_entries: int = DEFAULT_WINDOW_ENTRIES,
+    now: Optional[str] = None,
+    session: Optional[ReadSession] = None,
 ) -> list[DltResource]:
     """Gong audit logs (`GET /v2/logs`), one table per log type.
 
@@ -43,29 +67,95 @@ def gong_source(
         base_url: Your Gong API host, e.g. `https://company-17.api.gong.io` (`/v2` optional).
         credentials: An access key pair or an OAuth access token.
         start_date: Where a first run begins (ISO-8601); default 30 days ago. Later runs continue from state.
-        end_date: Optional exclusive end of a bounded backfill; such a run does not move the incremental state.
+        end_date: Exclusive end of a bounded backfill, which keeps its own progress and leaves the incremental one.
         log_types: Log type names to load (list or comma-separated); default all five.
-        report: A `RunReport` to fill with per-type counters, for the pipeline's summary.
+        max_requests_per_second: Pace shared by all log types (Gong allows 3).
+        max_requests_per_run: Budget of requests; when spent the run stops cleanly. 0 or None: unlimited.
+        max_retry_after_seconds: Longest 429 Retry-After to wait out; a longer one stops the run cleanly.
+        settle_lag_seconds: The newest entries are left for the next run, as Gong may still be writing them.
+        lookback_seconds: Each incremental run re-reads this span before its saved progress (late arrivals).
+        access_log_retention_days: Warn when AccessLog progress is older than this.
+        window_entries: Target entries per window; the CLI commits one window per type per load.
+        now: Pretend the current time is this (tests and reproducible replays); default: the system clock.
+        session: Shared by the loads of one run (the CLI's loop); a standalone source reads all in one load.
     """
+    run = session or ReadSession()
+    if run.plan is None:
+        run.plan = build_plan(
+            base_url=base_url,
+            credentials=credentials,
+            start_date=start_date,
+            end_date=end_date,
+            max_requests_per_second=max_requests_per_second,
+            max_requests_per_run=max_requests_per_run,
+            max_retry_after_seconds=max_retry_after_seconds,
+            settle_lag_seconds=settle_lag_seconds,
+            lookback_seconds=lookback_seconds,
+            access_log_retention_days=access_log_retention_days,
+            window_entries=window_entries,
+            now=now,
+            report=run.report,
+            one_window_per_load=run.one_window_per_load,
+        )
+    plan = run.plan
+    return [log_type_resource(log_type, plan) for log_type in resolve_log_types(log_types)]
+
+
+def build_plan(
+    *,
+    base_url: str,
+    credentials: Optional[GongCredentials],
+    start_date: Optional[str],
+    end_date: Optional[str],
+    max_requests_per_second: float,
+    max_requests_per_run: Optional[int],
+    max_retry_after_seconds: float,
+    settle_lag_seconds: float,
+    lookback_seconds: float,
+    access_log_retention_days: float,
+    window_entries: int,
+    now: Optional[str],
+    report: RunReport,
+    one_window_per_load: bool,
+) -> ReadPlan:
+    """Validate the configuration and fix this run's cut-off, limits and HTTP settings."""
     auth = build_auth(credentials)
     api_url = normalize_base_url(base_url)
-    selected = resolve_log_types(log_types)
-    now = utc_now()
-    time_range = resolve_time_range(start_date, end_date, now=now, default_start=now - DEFAULT_START_LOOKBACK)
-    run_report = report or RunReport()
-    return [log_type_resource(log_type, api_url, auth, time_range, now, run_report) for log_type in selected]
+    validate_limits(
+        max_requests_per_second=max_requests_per_second,
+        max_requests_per_run=max_requests_per_run,
+        max_retry_after_seconds=max_retry_after_seconds,
+        settle_lag_seconds=settle_lag_seconds,
+        lookback_seconds=lookback_seconds,
+        window_entries=window_entries,
+    )
+    clock = parse_datetime(now, "now (sources.gong.now)") or utc_now()
+    time_range = resolve_time_range(start_date, end_date, now=clock, default_start=clock - DEFAULT_START_LOOKBACK)
+    runtime = resolve_configuration(RuntimeConfiguration())
+    return ReadPlan(
+        api_url=api_url,
+        auth=auth,
+        http=HttpSettings(
+            timeout=float(runtime.request_timeout),
+            max_attempts=runtime.request_max_attempts,
+            backoff_factor=runtime.request_backoff_factor,
+            max_retry_after=max_retry_after_seconds,
+        ),
+        governor=RequestGovernor(max_requests_per_second, max_requests_per_run or None),
+        report=report,
+        start=time_range.start,
+        cut_off=time_range.end or clock - timedelta(seconds=settle_lag_seconds),
+        backfill=time_range.end is not None,
+        lookback=timedelta(seconds=lookback_seconds),
+        window_entries=window_entries,
+        access_log_retention=timedelta(days=access_log_retention_days),
+        now=clock,
+        one_window_per_load=one_window_per_load,
+    )
 
 
-def log_type_resource(
-    log_type: LogType,
-    api_url: str,
-    auth: AuthConfigBase,
-    time_range: TimeRange,
-    cut_off: datetime,
-    report: RunReport,
-) -> DltResource:
-    """The resource for one log type: reads `[last eventTime, end)` and merges on the entry key."""
-    window_end = time_range.end or cut_off
+def log_type_resource(log_type: LogType, plan: ReadPlan) -> DltResource:
+    """The resource for one log type: windows of `/v2/logs`, merged on the derived entry key."""
 
     @dlt.resource(
         name=log_type.table_name,
@@ -75,27 +165,9 @@ def log_type_resource(
             ENTRY_KEY_COLUMN: {"data_type": "text", "nullable": False},
             CURSOR_FIELD: {"data_type": "timestamp", "nullable": False},
         },
+        parallelized=True,
     )
-    def log_entries(
-        event_time: dlt.sources.incremental[datetime] = dlt.sources.incremental(
-            CURSOR_FIELD, initial_value=time_range.start, end_value=time_range.end
-        ),
-    ) -> Iterator[list[dict[str, Any]]]:
-        window_start = event_time.start_value or time_range.start
-        type_report = report.for_type(log_type.name, log_type.table_name)
-        type_report.window_start, type_report.window_end = window_start, window_end
-        if window_start >= window_end:
-            type_report.complete = True
-            return
-        client = GongLogsClient(api_url, auth)
-        keyer = EntryKeyer(log_type.name)
-        position = 0
-        for page in client.iter_pages(log_type.name, window_start, window_end):
-            rows = prepare_entries(page.entries, log_type.name, keyer, first_position=position)
-            position += len(rows)
-            type_report.total_records = page.total_records
-            report.record_page(type_report, rows, CURSOR_FIELD)
-            yield rows
-        type_report.complete = True
+    def log_entries() -> Iterator[list[dict[str, Any]]]:
+        yield from read_log_type(log_type, plan, dlt.current.resource_state())
 
     return log_entries

@@ -1,0 +1,223 @@
+"""How a log type is read: adaptive time windows whose completion is the durable progress.
+
+Progress is kept in dlt resource state as `loaded_until[key]`: every entry with an eventTime
+before it is loaded. It only moves when a whole window has been read, so a run cut short (budget,
+quota, crash, kill -9) repeats at most the window it was in, whatever order Gong returns entries
+in. dlt commits resource state with the data of the same load package, so the two never disagree.
+
+We keep this watermark ourselves instead of `dlt.sources.incremental`: its last value is the
+largest eventTime seen, which is not a safe restart point for a window read only in part.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Iterator, Optional
+
+from dlt.sources.helpers.rest_client.auth import AuthConfigBase
+
+from gong_source.client import GongLogsClient, HttpSettings
+from gong_source.entries import EntryKeyer, prepare_entries
+from gong_source.errors import StoppedEarly
+from gong_source.limits import RequestGovernor
+from gong_source.report import LogTypeReport, RunReport
+from gong_source.settings import CURSOR_FIELD, PAGE_SIZE, LogType
+
+logger = logging.getLogger("gong_source")
+
+INCREMENTAL_KEY = "incremental"
+MIN_WINDOW = timedelta(seconds=1)
+PROGRESS_EVERY_PAGES = 20
+
+
+@dataclass
+class ReadSession:
+    """What one run shares across its loads: the report, and the plan built by its first source."""
+
+    report: RunReport = field(default_factory=RunReport)
+    one_window_per_load: bool = False
+    plan: Optional[ReadPlan] = None
+
+
+@dataclass
+class ReadPlan:
+    """Everything one run needs to read, shared by its resources and by all of its loads."""
+
+    api_url: str
+    auth: AuthConfigBase
+    http: HttpSettings
+    governor: RequestGovernor
+    report: RunReport
+    start: datetime
+    cut_off: datetime
+    backfill: bool
+    lookback: timedelta
+    window_entries: int
+    access_log_retention: timedelta
+    now: datetime
+    one_window_per_load: bool = False
+    spans: dict[str, timedelta] = field(default_factory=dict)
+    started: set[str] = field(default_factory=set)
+
+    @property
+    def progress_key(self) -> str:
+        """The state key of this run's progress: the incremental one, or one per backfill range."""
+        return f"backfill {self.start.isoformat()} {self.cut_off.isoformat()}" if self.backfill else INCREMENTAL_KEY
+
+
+def read_log_type(log_type: LogType, plan: ReadPlan, state: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+    """Yield pages of rows for one log type, moving `state["loaded_until"]` window by window."""
+    type_report = plan.report.for_type(log_type.name, log_type.table_name)
+    progress: dict[str, str] = state.setdefault("loaded_until", {})
+    saved = progress.get(plan.progress_key)
+    first_load_of_run = log_type.name not in plan.started
+    plan.started.add(log_type.name)
+    window_start = _resume_point(saved, plan, first_load_of_run)
+    if first_load_of_run:
+        type_report.window_start, type_report.window_end = window_start, plan.cut_off
+        if saved and not plan.backfill and log_type.name == "AccessLog":
+            _warn_if_beyond_retention(datetime.fromisoformat(saved), plan)
+    client = GongLogsClient(plan.api_url, plan.auth, log_type.name, plan.http, plan.governor, plan.report, type_report)
+    try:
+        while window_start < plan.cut_off:
+            window = _read_window(client, log_type, window_start, plan, type_report)
+            rows_read = False
+            for rows in window:
+                rows_read = True
+                yield rows
+            if window.resized:
+                continue
+            window_start = window.end
+            progress[plan.progress_key] = window_start.isoformat()
+            if rows_read and plan.one_window_per_load and window_start < plan.cut_off:
+                return
+        type_report.complete = True
+    except StoppedEarly as stop:
+        type_report.stopped_reason = str(stop)
+        logger.warning("%s: stopping early, progress saved up to %s: %s", log_type.name, window_start, stop)
+
+
+def _resume_point(saved: Optional[str], plan: ReadPlan, first_load_of_run: bool) -> datetime:
+    if not saved:
+        return plan.start
+    loaded_until = datetime.fromisoformat(saved)
+    if first_load_of_run and not plan.backfill:
+        return loaded_until - plan.lookback  # re-read a little to catch entries Gong wrote late
+    return loaded_until
+
+
+def _warn_if_beyond_retention(loaded_until: datetime, plan: ReadPlan) -> None:
+    behind = plan.now - loaded_until
+    if behind > plan.access_log_retention:
+        message = (
+            f"AccessLog was last loaded up to {loaded_until.isoformat()}, {behind.days} days ago. Gong keeps "
+            f"AccessLog entries for about {plan.access_log_retention.days} days, so entries from before "
+            f"{(plan.now - plan.access_log_retention).isoformat(timespec='seconds')} may already be lost. "
+            "Schedule the pipeline at least daily."
+        )
+        plan.report.warn(message)
+        logger.warning(message)
+
+
+class _Window:
+    """One `[start, end)` read: yields row pages; `resized` if it was given up to read a smaller window."""
+
+    def __init__(self, start: datetime, end: datetime) -> None:
+        self.start, self.end = start, end
+        self.resized = False
+        self.rows: Iterator[list[dict[str, Any]]] = iter(())
+
+    def __iter__(self) -> Iterator[list[dict[str, Any]]]:
+        return self.rows
+
+
+def _read_window(
+    client: GongLogsClient, log_type: LogType, start: datetime, plan: ReadPlan, type_report: LogTypeReport
+) -> _Window:
+    """Open the next window. Its first page tells `totalRecords`: a window far over the target is given
+    up (one request) and the span resized from the density it revealed; an empty one grows the span."""
+    span = plan.spans.get(log_type.name)
+    window = _Window(start, plan.cut_off if span is None else min(plan.cut_off, start + span))
+    pages = client.iter_pages(log_type.name, window.start, window.end)
+    first = next(pages, None)
+    if first is None:  # Gong's 404: nothing in this window
+        if span is not None:
+            plan.spans[log_type.name] = span * 4
+        if type_report.planned_entries is None:
+            type_report.planned_entries = 0
+        return window
+    total = first.total_records or len(first.entries)
+    if type_report.planned_entries is None:
+        type_report.planned_entries = total
+        _log_plan(log_type, window, total, plan)
+    limit = plan.window_entries * (1.5 if span is None else 3)
+    duration = window.end - window.start
+    if total > limit and duration > MIN_WINDOW:
+        pages.close()
+        plan.spans[log_type.name] = max(MIN_WINDOW, duration * (plan.window_entries / total))
+        window.resized = True
+        return window
+    if span is not None:
+        plan.spans[log_type.name] = min(span * 4, max(span / 4, span * (plan.window_entries / max(total, 1))))
+    window.rows = _window_rows(first, pages, log_type, total, plan, type_report)
+    return window
+
+
+def _window_rows(
+    first: Any, rest: Iterator[Any], log_type: LogType, total: int, plan: ReadPlan, type_report: LogTypeReport
+) -> Iterator[list[dict[str, Any]]]:
+    # One keyer per window: identical entries share an eventTime, hence always a window.
+    keyer = EntryKeyer(log_type.name)
+    position, started = 0, time.monotonic()
+    for page in _chain(first, rest):
+        rows = prepare_entries(page.entries, log_type.name, keyer, first_position=position)
+        position += len(rows)
+        plan.report.record_page(type_report, rows, CURSOR_FIELD)
+        _log_progress(log_type, type_report, position, total, started)
+        yield rows
+
+
+def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    yield first
+    yield from rest
+
+
+def _log_plan(log_type: LogType, window: _Window, total: int, plan: ReadPlan) -> None:
+    requests = -(-total // PAGE_SIZE)
+    seconds = requests / plan.governor.max_per_second if plan.governor.max_per_second else 0.0
+    remaining = plan.governor.remaining
+    fits = "no budget limit" if remaining is None else ("fits" if requests <= remaining else "does NOT fit")
+    logger.info(
+        "plan %s: %d entries in [%s, %s) -> about %d requests, %.0f s at %.1f/s alone; %s the remaining budget (%s)",
+        log_type.name,
+        total,
+        window.start.isoformat(timespec="seconds"),
+        window.end.isoformat(timespec="seconds"),
+        requests,
+        seconds,
+        plan.governor.max_per_second,
+        fits,
+        "unlimited" if remaining is None else remaining,
+    )
+
+
+def _log_progress(log_type: LogType, type_report: LogTypeReport, position: int, total: int, started: float) -> None:
+    planned = type_report.planned_entries or total
+    if type_report.pages % PROGRESS_EVERY_PAGES or not planned:
+        return
+    done = min(type_report.entries, planned)
+    elapsed = time.monotonic() - started
+    rate = position / elapsed if elapsed > 0 else 0.0
+    eta = (planned - done) / rate if rate else 0.0
+    logger.info(
+        "%s: %d pages, %d/%d entries (%.0f%%), ETA %.0f s",
+        log_type.name,
+        type_report.pages,
+        done,
+        planned,
+        100.0 * done / planned,
+        eta,
+    )
