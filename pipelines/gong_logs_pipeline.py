@@ -10,20 +10,26 @@ Exit codes: 0 everything asked for is loaded; 75 stopped early on purpose with p
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import sys
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, NoReturn, Optional, Sequence
+from typing import Any, Callable, Iterator, NoReturn, Optional, Sequence
 
 import dlt
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.destination.exceptions import UnknownDestinationModule
+from dlt.extract.source import DltSource
 from dlt.pipeline.pipeline import Pipeline
 
 from gong_source import GongCredentials, GongError, RunReport, gong_source
 from gong_source.config import parse_datetime
+from gong_source.limits import RequestGovernor
 from gong_source.sandbox import GongSandbox
 from gong_source.source import utc_now
+from gong_source.windows import ReadSession
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -63,6 +69,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--log-types", help="comma-separated subset, e.g. AccessLog,UserCallPlay (default: all five)")
     parser.add_argument("--destination", help=f"any dlt destination name (default: duckdb, file {DUCKDB_FILE})")
     parser.add_argument("--dataset-name", help="dataset (schema) to load into (default: gong_logs)")
+    parser.add_argument("--summary-json", metavar="PATH", help="also write a machine-readable run summary here")
     parser.add_argument(
         "--demo",
         action="store_true",
@@ -83,6 +90,7 @@ def source_options(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the job and return its exit code."""
     args = parse_args(argv)
+    configure_logging()
     try:
         return run_demo(args) if args.demo else run(args)
     except Exception as error:
@@ -90,17 +98,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_ERROR
 
 
+def configure_logging() -> None:
+    """Plans, progress and warnings of the connector go to stderr; dlt keeps its own logger."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    connector_logger = logging.getLogger("gong_source")
+    connector_logger.addHandler(handler)
+    connector_logger.setLevel(logging.INFO)
+    connector_logger.propagate = False
+
+
 def run(args: argparse.Namespace) -> int:
     """The production job: Gong (from config) into the chosen destination."""
-    report = RunReport()
-    source = gong_source(report=report, **source_options(args))
+    session = ReadSession(one_window_per_load=True)
+    options = source_options(args)
+    first_source = gong_source(session=session, **options)  # validates the configuration before anything else
     pipeline = dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
         destination=destination_for(args.destination or "duckdb"),
         dataset_name=args.dataset_name or PIPELINE_NAME,
     )
-    exit_code = load(pipeline, source, report)
-    warn_if_start_date_ignored(args.start_date if not args.end_date else None, report)
+    sources = iter_sources(first_source, lambda: gong_source(session=session, **options))
+    exit_code = load(pipeline, sources, session, args.summary_json)
+    warn_if_start_date_ignored(args.start_date if not args.end_date else None, session.report)
     return exit_code
 
 
@@ -117,11 +137,18 @@ def destination_for(name: str) -> Any:
 def run_demo(args: argparse.Namespace) -> int:
     """Serve synthetic logs from a local sandbox and load them into a separate demo database."""
     with GongSandbox() as sandbox:
-        report = RunReport()
+        session = ReadSession(one_window_per_load=True)
         options = {"start_date": (utc_now() - DEMO_HISTORY).isoformat(), **source_options(args)}
         demo_database = Path.cwd() / DEMO_DATABASE
         credentials = GongCredentials(access_key=sandbox.access_key, access_key_secret=sandbox.access_key_secret)
-        source = gong_source(base_url=sandbox.url, credentials=credentials, report=report, **options)
+        demo_options = {
+            "base_url": sandbox.url,
+            "credentials": credentials,
+            "now": utc_now().isoformat(),  # the sandbox follows the wall clock, whatever sources.gong.now says
+            "max_requests_per_second": 50,  # a local sandbox has no Gong limit to respect
+            **options,
+        }
+        first_source = gong_source(session=session, **demo_options)
         pipeline = dlt.pipeline(
             pipeline_name=DEMO_PIPELINE_NAME,
             destination=dlt.destinations.duckdb(str(demo_database)),
@@ -130,19 +157,76 @@ def run_demo(args: argparse.Namespace) -> int:
         if not demo_database.exists():
             pipeline = pipeline.drop()  # the demo database was deleted: start over instead of from stale state
         print(f"Demo: Gong sandbox at {sandbox.url}, loading into {DEMO_DATABASE} (pipeline {DEMO_PIPELINE_NAME}).")
-        exit_code = load(pipeline, source, report)
+        sources = iter_sources(first_source, lambda: gong_source(session=session, **demo_options))
+        exit_code = load(pipeline, sources, session, args.summary_json)
     if exit_code == EXIT_OK and "user_call_play" in pipeline.default_schema.tables:
         print_demo_query(pipeline)
     return exit_code
 
 
-def load(pipeline: Pipeline, source: Any, report: RunReport) -> int:
-    """Run the pipeline and print what it loaded."""
-    pipeline.run(source)
-    normalize_info = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None
-    row_counts = normalize_info.row_counts if normalize_info else {}
-    print_summary(report, row_counts)
-    return EXIT_OK
+def iter_sources(first: DltSource, make_next: Callable[[], DltSource]) -> Iterator[DltSource]:
+    """The run's first source, then a new one per further load (they share the run's session)."""
+    yield first
+    while True:
+        yield make_next()
+
+
+def load(pipeline: Pipeline, sources: Iterator[DltSource], session: ReadSession, summary_json: Optional[str]) -> int:
+    """Load window after window until every log type is complete or the run stops early; then report."""
+    if pipeline.has_pending_data:
+        print("Finishing a load package left by an earlier run before reading anything new.", file=sys.stderr)
+        pipeline.run()
+    report, row_counts, loads = session.report, Counter[str](), 0
+    for source in sources:
+        plan = session.plan
+        sent_before = plan.governor.total_sent if plan else 0
+        pipeline.run(source)
+        loads += 1
+        normalize_info = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None
+        row_counts.update(normalize_info.row_counts if normalize_info else {})
+        if report.complete or report.stopped_reason:
+            break
+        if session.plan is None or session.plan.governor.total_sent == sent_before:
+            raise GongError(
+                "A load read nothing new although some log types are not complete; stopping to avoid a loop."
+            )
+    governor = session.plan.governor if session.plan else None
+    for type_report in report.log_types.values():
+        type_report.requests = governor.sent.get(type_report.log_type, 0) if governor else 0
+    print_summary(report, dict(row_counts), loads)
+    exit_code = EXIT_STOPPED_EARLY if report.stopped_reason else EXIT_OK
+    if report.stopped_reason:
+        left = "unlimited" if governor is None or governor.remaining is None else governor.remaining
+        print(
+            f"STOPPED EARLY (exit {EXIT_STOPPED_EARLY}): {report.stopped_reason}. Everything read so far is loaded "
+            f"and progress is saved ({governor.total_sent if governor else 0} requests this run, budget left: "
+            f"{left}). The next run continues where this one stopped.",
+            file=sys.stderr,
+        )
+    for warning in report.warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
+    if summary_json:
+        write_summary_json(Path(summary_json), report, governor, loads, exit_code)
+    return exit_code
+
+
+def write_summary_json(
+    path: Path, report: RunReport, governor: Optional[RequestGovernor], loads: int, exit_code: int
+) -> None:
+    """The machine-readable run summary, written atomically for monitoring."""
+    summary = {
+        "exit_code": exit_code,
+        "complete": report.complete,
+        "stopped_reason": report.stopped_reason,
+        "loads": loads,
+        "requests": governor.total_sent if governor else 0,
+        "budget_remaining": governor.remaining if governor else None,
+        "warnings": report.warnings,
+        "log_types": [type_report.as_dict() for type_report in report.log_types.values()],
+    }
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(summary, indent=2))
+    temporary.replace(path)
 
 
 def warn_if_start_date_ignored(start_date: Optional[str], report: RunReport) -> None:
@@ -160,7 +244,7 @@ def warn_if_start_date_ignored(start_date: Optional[str], report: RunReport) -> 
         )
 
 
-def print_summary(report: RunReport, row_counts: dict[str, int]) -> None:
+def print_summary(report: RunReport, row_counts: dict[str, int], loads: int) -> None:
     """Rows loaded per table, and the eventTime range each log type covered."""
     print(
         "Log type                     window asked for (UTC)                         fetched  eventTime range fetched"
@@ -174,7 +258,11 @@ def print_summary(report: RunReport, row_counts: dict[str, int]) -> None:
         )
         print(f"{type_report.log_type:<28} {window:<46} {type_report.entries:>7}  {seen}")
     tables = {name: count for name, count in sorted(row_counts.items()) if not name.startswith("_dlt")}
-    print("Rows loaded per table:" if tables else "Rows loaded per table: none (nothing new)")
+    print(
+        f"Rows written per table in {loads} load(s) (re-read entries are merged, never duplicated):"
+        if tables
+        else "Rows written per table: none (nothing new)"
+    )
     for name, count in tables.items():
         print(f"  {name:<70} {count:>8}")
 

@@ -54,11 +54,15 @@ class Workspace:
             "SOURCES__GONG__BASE_URL": sandbox.url,
             "SOURCES__GONG__CREDENTIALS__ACCESS_KEY": sandbox.access_key,
             "SOURCES__GONG__CREDENTIALS__ACCESS_KEY_SECRET": sandbox.access_key_secret,
+            # Tests run fast and see everything up to the sandbox clock; the limit tests set their own values.
+            "SOURCES__GONG__MAX_REQUESTS_PER_SECOND": "1000",
+            "SOURCES__GONG__SETTLE_LAG_SECONDS": "0",
         }
 
     def run(self, *args: str, env: Optional[dict[str, Optional[str]]] = None) -> PipelineRun:
         """Run `pipelines/gong_logs_pipeline.py` as a user would; `None` in `env` unsets a variable."""
-        run_env = dict(self.env)
+        # The pipeline's "now" is the sandbox's clock, as Gong's is the real one.
+        run_env = {**self.env, "SOURCES__GONG__NOW": self.sandbox.clock.now().isoformat()}
         for key, value in (env or {}).items():
             if value is None:
                 run_env.pop(key, None)
