@@ -143,8 +143,9 @@ def build_plan(
         ),
         governor=RequestGovernor(max_requests_per_second, max_requests_per_run or None),
         report=report,
-        start=time_range.start,
-        cut_off=time_range.end or clock - timedelta(seconds=settle_lag_seconds),
+        # Whole seconds, as Gong takes them, so that windows meet exactly.
+        start=time_range.start.replace(microsecond=0),
+        cut_off=(time_range.end or clock - timedelta(seconds=settle_lag_seconds)).replace(microsecond=0),
         backfill=time_range.end is not None,
         lookback=timedelta(seconds=lookback_seconds),
         window_entries=window_entries,

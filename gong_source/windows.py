@@ -140,7 +140,7 @@ def _read_window(
     """Open the next window. Its first page tells `totalRecords`: a window far over the target is given
     up (one request) and the span resized from the density it revealed; an empty one grows the span."""
     span = plan.spans.get(log_type.name)
-    window = _Window(start, plan.cut_off if span is None else min(plan.cut_off, start + span))
+    window = _Window(start, plan.cut_off if span is None else min(plan.cut_off, _whole_seconds(start + span)))
     pages = client.iter_pages(log_type.name, window.start, window.end)
     first = next(pages, None)
     if first is None:  # Gong's 404: nothing in this window
@@ -178,6 +178,11 @@ def _window_rows(
         plan.report.record_page(type_report, rows, CURSOR_FIELD)
         _log_progress(log_type, type_report, position, total, started)
         yield rows
+
+
+def _whole_seconds(moment: datetime) -> datetime:
+    """Round up to a whole second: Gong takes whole seconds, so windows must meet exactly on them."""
+    return moment.replace(microsecond=0) + timedelta(seconds=1) if moment.microsecond else moment
 
 
 def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:

@@ -345,6 +345,7 @@ def test_demo_loads_all_tables_then_only_what_is_new(workspace: Workspace, tmp_p
     assert third.returncode == 0, third.output
     assert workspace.query("SELECT count(*) FROM gong_logs.access_log", database)[0][0] > 1000
 
+
 def test_a_200_that_is_not_gongs_shape_is_never_treated_as_empty(workspace: Workspace, sandbox: GongSandbox) -> None:
     sandbox.add_fault(Fault(200, "<html><body>Welcome to the login portal</body></html>", content_type="text/html"))
 

@@ -81,12 +81,16 @@ class SyntheticLogs:
     """The sandbox's whole history of logs, per type, from `epoch` on (optionally capped per type).
 
     `new_fields_from`: entries at or after this time carry fields that earlier ones lack.
+    `late_every`/`late_delay`: every `late_every`-th entry is written late, becoming visible only
+    `late_delay` after its eventTime (as Gong writes some entries minutes after the event).
     """
 
     epoch: datetime = DEFAULT_EPOCH
     intervals_seconds: dict[str, Optional[float]] = field(default_factory=lambda: dict(DEFAULT_INTERVALS_SECONDS))
     max_entries_per_type: Optional[int] = None
     new_fields_from: Optional[datetime] = None
+    late_every: Optional[int] = None
+    late_delay: timedelta = timedelta(minutes=10)
     seed: int = 7
 
     def __post_init__(self) -> None:
@@ -141,9 +145,26 @@ class SyntheticLogs:
 
         return len(indices) + below(indices.stop) - below(indices.start)
 
-    def entries(self, log_type: str, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
-        """Every entry with `start <= eventTime < end`, duplicates included, in time order."""
-        for index in self.index_range(log_type, start, end):
+    def is_hidden(self, log_type: str, index: int, now: datetime) -> bool:
+        """Whether entry `index` is a late one that Gong has not written yet at `now`."""
+        if not self.late_every or index % self.late_every != DUPLICATE_PHASE - 1:
+            return False
+        visible_at_ms = self.time_ms(log_type, index) + int(self.late_delay.total_seconds() * 1000)
+        return visible_at_ms > int(now.timestamp() * 1000)
+
+    def hidden_count(self, log_type: str, indices: range, now: datetime) -> int:
+        """Entries of `indices` not written yet at `now`; only the last `late_delay` can hold any."""
+        if not self.late_every or not indices:
+            return 0
+        recent = self.index_range(log_type, now - self.late_delay, datetime.max.replace(tzinfo=timezone.utc))
+        candidates = range(max(indices.start, recent.start), min(indices.stop, recent.stop))
+        return sum(self.copies(i) for i in candidates if self.is_hidden(log_type, i, now))
+
+    def entries(self, log_type: str, start: datetime, end: datetime, now: datetime) -> Iterator[dict[str, Any]]:
+        """Every entry visible at `now` with `start <= eventTime < end`, duplicates included, in time order."""
+        for index in self.index_range(log_type, start, min(end, now)):
+            if self.is_hidden(log_type, index, now):
+                continue
             entry = self.entry(log_type, index)
             for _ in range(self.copies(index)):
                 yield entry

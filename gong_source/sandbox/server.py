@@ -140,7 +140,7 @@ class GongSandbox:
 
     def truth(self, log_type: str, start: datetime, end: datetime = FAR_FUTURE) -> list[dict[str, Any]]:
         """Every entry of `log_type` visible now with `start <= eventTime < end`, as served."""
-        return list(self.logs.entries(log_type, start, min(end, self.clock.now())))
+        return list(self.logs.entries(log_type, start, end, self.clock.now()))
 
     # -- request handling -------------------------------------------------------------------------
 
@@ -206,13 +206,17 @@ class GongSandbox:
             log_type, start, end, position = self._parse(params)
         except ValueError as problem:
             return _error(400, request_id, str(problem))
-        indices = self.logs.index_range(log_type, start, min(end, self.clock.now()))
-        total = self.logs.count(indices)
+        now = self.clock.now()
+        indices = self.logs.index_range(log_type, start, min(end, now))
+        total = self.logs.count(indices) - self.logs.hidden_count(log_type, indices, now)
         if total == 0:
             return _error(404, request_id, NO_RECORDS_MESSAGE)
         index, copy, page_number = position or (indices.start, 0, 0)
         entries: list[dict[str, Any]] = []
         while index < indices.stop and len(entries) < PAGE_SIZE:
+            if self.logs.is_hidden(log_type, index, now):
+                index, copy = index + 1, 0
+                continue
             entry = self.logs.entry(log_type, index)
             copies = self.logs.copies(index)
             while copy < copies and len(entries) < PAGE_SIZE:

@@ -1,0 +1,205 @@
+"""Rate limit, request budget, quota-sized Retry-After, resumable backfills and late arrivals."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from gong_source.sandbox import Fault, GongSandbox, SandboxClock, SyntheticLogs
+from gong_source.settings import LOG_TYPES
+from tests.conftest import EPOCH, FIRST_CLOCK, PIPELINE_SCRIPT, START_DATE, Workspace, truth_event_times
+
+DENSE = {
+    "AccessLog": 20,
+    "UserActivityLog": 60,
+    "UserCallPlay": 30,
+    "ExternallySharedCallAccess": 600,
+    "ExternallySharedCallPlay": 900,
+}
+"""Seconds between entries: about 5,400 AccessLog entries up to FIRST_CLOCK, so backfills span several windows."""
+
+
+def minimum_requests(sandbox: GongSandbox, log_type: str) -> int:
+    """One request per 100 entries (or one for an empty period): what a perfect reader would need."""
+    return max(1, math.ceil(sum(truth_event_times(sandbox, log_type).values()) / 100))
+
+
+def assert_tables_equal_truth(workspace: Workspace, sandbox: GongSandbox) -> None:
+    for log_type in LOG_TYPES:
+        assert workspace.event_times(log_type.table_name) == truth_event_times(sandbox, log_type.name), log_type.name
+
+
+def test_three_per_second_across_five_parallel_types_gets_no_429(workspace: Workspace, sandbox: GongSandbox) -> None:
+    sandbox.max_requests_per_second = 3
+
+    result = workspace.run("--start-date", START_DATE, env={"SOURCES__GONG__MAX_REQUESTS_PER_SECOND": "3"})
+
+    assert result.returncode == 0, result.output
+    assert sandbox.stats.statuses[429] == 0
+    assert_tables_equal_truth(workspace, sandbox)
+    # The types were read in parallel: each started before the longest one (AccessLog) finished.
+    order = [params["logType"] for params in sandbox.stats.requests]
+    last_access_log = max(i for i, name in enumerate(order) if name == "AccessLog")
+    assert all(order.index(t.name) < last_access_log for t in LOG_TYPES)
+
+
+def test_a_spent_budget_exits_75_and_the_next_run_completes(tmp_path: Path) -> None:
+    with GongSandbox(
+        logs=SyntheticLogs(epoch=EPOCH, intervals_seconds=DENSE), clock=SandboxClock(FIRST_CLOCK)
+    ) as sandbox:
+        workspace = Workspace(tmp_path, sandbox)
+        summary = tmp_path / "summary.json"
+
+        stopped = workspace.run(
+            "--start-date",
+            START_DATE,
+            "--summary-json",
+            str(summary),
+            env={"SOURCES__GONG__MAX_REQUESTS_PER_RUN": "40"},
+        )
+
+        assert stopped.returncode == 75, stopped.output
+        assert "request budget of 40" in stopped.stderr and "next run continues" in stopped.stderr
+        assert len(sandbox.stats.requests) == 40
+        report = json.loads(summary.read_text())
+        assert report["exit_code"] == 75 and report["requests"] == 40 and report["budget_remaining"] == 0
+        assert not all(entry["complete"] for entry in report["log_types"])
+
+        finished = workspace.run("--summary-json", str(summary))
+
+        assert finished.returncode == 0, finished.output
+        assert_tables_equal_truth(workspace, sandbox)
+        assert all(entry["complete"] for entry in json.loads(summary.read_text())["log_types"])
+
+
+def test_a_quota_sized_retry_after_stops_cleanly_without_losing_data(
+    workspace: Workspace, sandbox: GongSandbox
+) -> None:
+    sandbox.add_fault(
+        Fault(429, {"requestId": "q", "errors": ["daily quota exceeded"]}, headers={"Retry-After": "7200"})
+    )
+
+    started = time.monotonic()
+    stopped = workspace.run("--start-date", START_DATE)
+    elapsed = time.monotonic() - started
+
+    assert stopped.returncode == 75, stopped.output
+    assert "7200" in stopped.stderr and "daily quota" in stopped.stderr
+    assert elapsed < 120  # it did not sleep for two hours
+    assert workspace.run().returncode == 0
+    assert_tables_equal_truth(workspace, sandbox)
+
+
+def test_kill_9_mid_backfill_then_rerun_equals_truth_and_repeats_little(tmp_path: Path) -> None:
+    logs = SyntheticLogs(epoch=EPOCH, intervals_seconds=DENSE)
+    with GongSandbox(logs=logs, clock=SandboxClock(FIRST_CLOCK), max_requests_per_second=40) as sandbox:
+        workspace = Workspace(tmp_path, sandbox)
+        env = {
+            **workspace.env,
+            "SOURCES__GONG__NOW": FIRST_CLOCK.isoformat(),
+            "SOURCES__GONG__MAX_REQUESTS_PER_SECOND": "30",
+            "SOURCES__GONG__WINDOW_ENTRIES": "1000",
+        }
+        process = subprocess.Popen(
+            [sys.executable, str(PIPELINE_SCRIPT), "--start-date", START_DATE],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 120
+        while len(sandbox.stats.requests) < 60 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert process.poll() is None, "the backfill finished before it could be killed"
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        killed_after = len(sandbox.stats.requests)
+
+        rerun = workspace.run(env={"SOURCES__GONG__WINDOW_ENTRIES": "1000"})
+
+        assert rerun.returncode == 0, rerun.output
+        assert_tables_equal_truth(workspace, sandbox)
+        minimum = sum(minimum_requests(sandbox, t.name) for t in LOG_TYPES)
+        repeated = len(sandbox.stats.requests) - minimum
+        # At most the windows in flight (10 pages per type) plus a probe and a partial page per window.
+        assert repeated <= 5 * 10 + 40, (killed_after, len(sandbox.stats.requests), minimum)
+
+
+def test_late_arrivals_are_loaded_by_the_next_run_exactly_once(tmp_path: Path) -> None:
+    logs = SyntheticLogs(epoch=EPOCH, late_every=5, late_delay=timedelta(minutes=20))
+    with GongSandbox(logs=logs, clock=SandboxClock(FIRST_CLOCK)) as sandbox:
+        workspace = Workspace(tmp_path, sandbox)
+        assert workspace.run("--start-date", START_DATE, "--log-types", "AccessLog").returncode == 0
+        before = workspace.event_times("access_log")
+        sandbox.clock.advance(timedelta(minutes=30))
+        arrived_late = [
+            moment
+            for moment in truth_event_times(sandbox, "AccessLog")
+            if moment < FIRST_CLOCK and moment not in before
+        ]
+        assert arrived_late, "the sandbox must write some entries after the first run's cut-off passed them"
+
+        assert workspace.run("--log-types", "AccessLog").returncode == 0
+
+        after = workspace.event_times("access_log")
+        assert after == truth_event_times(sandbox, "AccessLog")
+        assert all(after[moment] >= 1 for moment in arrived_late)
+
+
+def test_settle_lag_leaves_the_newest_minutes_for_the_next_run(workspace: Workspace, sandbox: GongSandbox) -> None:
+    result = workspace.run(
+        "--start-date", START_DATE, "--log-types", "AccessLog", env={"SOURCES__GONG__SETTLE_LAG_SECONDS": "600"}
+    )
+
+    assert result.returncode == 0, result.output
+    assert max(workspace.event_times("access_log")) < FIRST_CLOCK - timedelta(minutes=10)
+    assert {params["toDateTime"] for params in sandbox.stats.requests} == {"2026-01-02T05:50:00Z"}
+
+
+def test_a_backfill_costs_at_most_5_percent_over_the_minimum(tmp_path: Path) -> None:
+    with GongSandbox(
+        logs=SyntheticLogs(epoch=EPOCH, intervals_seconds=DENSE), clock=SandboxClock(FIRST_CLOCK)
+    ) as sandbox:
+        workspace = Workspace(tmp_path, sandbox)
+
+        result = workspace.run("--start-date", START_DATE)
+
+        assert result.returncode == 0, result.output
+        assert_tables_equal_truth(workspace, sandbox)
+        for log_type in LOG_TYPES:
+            used = len(sandbox.stats.requests_for(log_type.name))
+            assert used <= 1.05 * minimum_requests(sandbox, log_type.name), (log_type.name, used)
+        assert "plan AccessLog: 5" in result.stderr and "requests" in result.stderr
+
+
+def test_empty_calendar_does_not_cost_a_request_per_window(tmp_path: Path) -> None:
+    # Two bursts of AccessLog entries a month apart, nothing in between.
+    logs = SyntheticLogs(epoch=EPOCH, intervals_seconds={"AccessLog": 2}, max_entries_per_type=6000)
+    with GongSandbox(logs=logs, clock=SandboxClock(EPOCH + timedelta(days=30))) as sandbox:
+        workspace = Workspace(tmp_path, sandbox)
+
+        result = workspace.run("--start-date", "2025-12-01", "--log-types", "AccessLog")
+
+        assert result.returncode == 0, result.output
+        assert workspace.event_times("access_log") == truth_event_times(sandbox, "AccessLog")
+        assert len(sandbox.stats.requests) <= 1.05 * minimum_requests(sandbox, "AccessLog") + 2
+
+
+def test_access_log_far_behind_retention_warns_loudly(tmp_path: Path) -> None:
+    logs = SyntheticLogs(epoch=EPOCH, intervals_seconds={"AccessLog": 3600})
+    with GongSandbox(logs=logs, clock=SandboxClock(FIRST_CLOCK)) as sandbox:
+        workspace = Workspace(tmp_path, sandbox)
+        assert workspace.run("--start-date", START_DATE, "--log-types", "AccessLog").returncode == 0
+        sandbox.clock.advance(timedelta(days=20))
+
+        late = workspace.run("--log-types", "AccessLog")
+
+        assert late.returncode == 0, late.output
+        assert "WARNING: AccessLog was last loaded up to 2026-01-02T06:00:00+00:00, 20 days ago" in late.stderr
+        assert "may already be lost" in late.stderr
