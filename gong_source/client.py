@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any, Generator, Optional
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,7 +16,7 @@ from dlt.sources.helpers.rest_client.exceptions import IgnoreResponseException
 from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
 from requests import Response
 
-from gong_source.errors import GongApiError, GongAuthError, GongResponseError, StoppedEarly
+from gong_source.errors import GongApiError, GongAuthError, GongResponseError, IncompleteWindowError, StoppedEarly
 from gong_source.limits import GovernedAdapter, RequestGovernor
 from gong_source.report import LogTypeReport, RunReport
 from gong_source.settings import LOGS_PATH, LOGS_READ_SCOPE, NOT_FOUND_MEANS_EMPTY
@@ -109,10 +110,14 @@ class GongLogsClient:
             request_max_retry_delay=http.max_retry_after,
         )
         session = retrying.session
-        adapter = GovernedAdapter(governor, log_type)
+        adapter = GovernedAdapter(governor, log_type, on_failure=lambda: report.count(type_report, retries=1))
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         self._client = RESTClient(base_url=base_url, auth=auth, headers={"Accept": "application/json"}, session=session)
+
+    def close(self) -> None:
+        """Close the HTTP session and its connections."""
+        self._client.session.close()
 
     def _on_response(self, response: Response, *args: Any, **kwargs: Any) -> None:
         """Count throttling and retries, stop on a quota-sized Retry-After, then apply Gong's rules."""
@@ -121,6 +126,8 @@ class GongLogsClient:
             self._report.count(self._type_report, throttled=int(status == 429), retries=1)
         if status == 429:
             wait = _retry_after_seconds(response)
+            if wait is not None and wait <= self._max_retry_after:
+                self._governor.pause(wait)  # Gong's limit is per company: every resource waits, not just this one
             if wait is not None and wait > self._max_retry_after:
                 reason = (
                     f"Gong asked to wait {wait:.0f} s before the next call (429 Retry-After) for {self._log_type}, "
@@ -159,10 +166,10 @@ class GongLogsClient:
             fetched += len(page)
             yield LogPage(entries=list(page), total_records=total, page_number=page_number)
         if total is not None and fetched < total:
-            raise GongResponseError(
+            raise IncompleteWindowError(
                 f"Gong reported {total} {log_type} entries for [{params['fromDateTime']}, {params['toDateTime']}) "
-                f"but its pages held only {fetched}. Nothing from this run was loaded; run it again, and report "
-                "it to Gong support if it persists."
+                f"but its pages held only {fetched}, even after reading the window again. Progress was not moved "
+                "past it; run again, and report it to Gong support if it persists."
             )
 
 
@@ -249,11 +256,21 @@ def check_logs_response(response: Response, *args: Any, **kwargs: Any) -> None:
 
 
 def _retry_after_seconds(response: Response) -> Optional[float]:
-    """The Retry-After header in seconds (Gong sends an integer), or None if absent or unreadable."""
-    try:
-        return float(response.headers.get("Retry-After", ""))
-    except ValueError:
+    """The Retry-After header in seconds (Gong sends an integer; HTTP also allows a date), or None."""
+    header = response.headers.get("Retry-After", "").strip()
+    if not header:
         return None
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
 def _is_follow_up_page(response: Response) -> bool:

@@ -126,6 +126,11 @@ def resolve_time_range(start_date: DateInput, end_date: DateInput, now: datetime
     """Validate start/end dates against each other and the clock."""
     start = parse_datetime(start_date, "start_date (--start-date, sources.gong.start_date)") or default_start
     end = parse_datetime(end_date, "end_date (--end-date, sources.gong.end_date)")
+    if end is not None and parse_datetime(start_date, "start_date") is None:
+        raise GongConfigError(
+            "end_date is set but start_date is not: a bounded backfill needs both, so that a resumed run "
+            "continues the same range. Set --start-date (sources.gong.start_date) too."
+        )
     if start >= now:
         raise GongConfigError(
             f"start_date {start.isoformat()} is in the future (now is {now.isoformat(timespec='seconds')}); "

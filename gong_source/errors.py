@@ -44,6 +44,10 @@ class GongResponseError(GongApiError):
     """A response that is not Gong's documented shape; never treated as an empty result."""
 
 
+class IncompleteWindowError(GongResponseError):
+    """A window's pages held fewer entries than Gong's `totalRecords` (it may have written entries meanwhile)."""
+
+
 class GongEntryError(GongError):
     """A single log entry cannot be loaded as-is, for example an unparseable `eventTime`."""
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from requests import PreparedRequest, Response
 from requests.adapters import HTTPAdapter
+from requests.exceptions import ConnectionError as RequestsConnectionError
+from requests.exceptions import Timeout
 
 from gong_source.errors import StoppedEarly
 from gong_source.settings import RATE_SAFETY_MARGIN
@@ -42,6 +44,11 @@ class RequestGovernor:
         with self._lock:
             self.stop_reason = self.stop_reason or reason
 
+    def pause(self, seconds: float) -> None:
+        """Hold every resource's next request back by `seconds` (after a short 429 Retry-After)."""
+        with self._lock:
+            self._next_slot = max(self._next_slot, time.monotonic() + seconds)
+
     def acquire(self, log_type: str) -> None:
         """Block until a request may be sent within the rate limit; raise `StoppedEarly` if none may."""
         with self._lock:
@@ -66,11 +73,16 @@ class GovernedAdapter(HTTPAdapter):
     It sits below dlt's retrying `send`, so the rate limit and the budget also cover retries.
     """
 
-    def __init__(self, governor: RequestGovernor, log_type: str) -> None:
+    def __init__(self, governor: RequestGovernor, log_type: str, on_failure: Callable[[], None]) -> None:
         super().__init__()
         self._governor = governor
         self._log_type = log_type
+        self._on_failure = on_failure
 
     def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> Response:
         self._governor.acquire(self._log_type)
-        return super().send(request, *args, **kwargs)
+        try:
+            return super().send(request, *args, **kwargs)
+        except (RequestsConnectionError, Timeout):
+            self._on_failure()  # dlt's retrying session will try again (or give up)
+            raise

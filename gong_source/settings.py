@@ -60,8 +60,9 @@ GONG_DAILY_QUOTA: Final = 10_000
 DEFAULT_MAX_REQUESTS_PER_RUN: Final = 2_500
 """A quarter of the daily quota: a scheduled run leaves room for other runs and other integrations."""
 
-RATE_SAFETY_MARGIN: Final = 1.05
-"""Requests are spaced 5% wider than the limit, so network jitter never makes Gong see 4 calls in a second."""
+RATE_SAFETY_MARGIN: Final = 1.08
+"""Requests are spaced 8% wider than the limit, so that up to about 80 ms of network jitter (a TLS
+handshake, a slow hop) never makes Gong see a fourth call within a second."""
 
 DEFAULT_MAX_RETRY_AFTER: Final = timedelta(seconds=60)
 """A 429 asking to wait longer than this means the daily quota is spent: stop cleanly (exit 75), don't sleep."""

@@ -1,7 +1,7 @@
 """How a log type is read: adaptive time windows whose completion is the durable progress.
 
-Progress is kept in dlt resource state as `loaded_until[key]`: every entry with an eventTime
-before it is loaded. It only moves when a whole window has been read, so a run cut short (budget,
+Progress is kept in dlt resource state as `progress[key]["loaded_until"]`: every entry with an
+eventTime before it is loaded. It only moves when a whole window has been read, so a run cut short (budget,
 quota, crash, kill -9) repeats at most the window it was in, whatever order Gong returns entries
 in. dlt commits resource state with the data of the same load package, so the two never disagree.
 
@@ -21,7 +21,7 @@ from dlt.sources.helpers.rest_client.auth import AuthConfigBase
 
 from gong_source.client import GongLogsClient, HttpSettings
 from gong_source.entries import EntryKeyer, prepare_entries
-from gong_source.errors import StoppedEarly
+from gong_source.errors import IncompleteWindowError, StoppedEarly
 from gong_source.limits import RequestGovernor
 from gong_source.report import LogTypeReport, RunReport
 from gong_source.settings import CURSOR_FIELD, PAGE_SIZE, LogType
@@ -40,6 +40,13 @@ class ReadSession:
     report: RunReport = field(default_factory=RunReport)
     one_window_per_load: bool = False
     plan: Optional[ReadPlan] = None
+    loads: int = 0
+
+    def count_requests(self) -> None:
+        """Copy each log type's request count from the governor into the report."""
+        governor = self.plan.governor if self.plan else None
+        for type_report in self.report.log_types.values():
+            type_report.requests = governor.sent.get(type_report.log_type, 0) if governor else 0
 
 
 @dataclass
@@ -61,6 +68,21 @@ class ReadPlan:
     one_window_per_load: bool = False
     spans: dict[str, timedelta] = field(default_factory=dict)
     started: set[str] = field(default_factory=set)
+    clients: dict[str, GongLogsClient] = field(default_factory=dict)
+
+    def client_for(self, log_type: str, type_report: LogTypeReport) -> GongLogsClient:
+        """The log type's client, kept for all loads of the run so its connections are reused."""
+        if log_type not in self.clients:
+            self.clients[log_type] = GongLogsClient(
+                self.api_url, self.auth, log_type, self.http, self.governor, self.report, type_report
+            )
+        return self.clients[log_type]
+
+    def close(self) -> None:
+        """Close every HTTP session of the run."""
+        for client in self.clients.values():
+            client.close()
+        self.clients.clear()
 
     @property
     def progress_key(self) -> str:
@@ -69,9 +91,9 @@ class ReadPlan:
 
 
 def read_log_type(log_type: LogType, plan: ReadPlan, state: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
-    """Yield pages of rows for one log type, moving `state["loaded_until"]` window by window."""
+    """Yield pages of rows for one log type, moving its saved progress window by window."""
     type_report = plan.report.for_type(log_type.name, log_type.table_name)
-    progress: dict[str, str] = state.setdefault("loaded_until", {})
+    progress: dict[str, dict[str, str]] = state.setdefault("progress", {})
     saved = progress.get(plan.progress_key)
     first_load_of_run = log_type.name not in plan.started
     plan.started.add(log_type.name)
@@ -79,19 +101,27 @@ def read_log_type(log_type: LogType, plan: ReadPlan, state: dict[str, Any]) -> I
     if first_load_of_run:
         type_report.window_start, type_report.window_end = window_start, plan.cut_off
         if saved and not plan.backfill and log_type.name == "AccessLog":
-            _warn_if_beyond_retention(datetime.fromisoformat(saved), plan)
-    client = GongLogsClient(plan.api_url, plan.auth, log_type.name, plan.http, plan.governor, plan.report, type_report)
+            _warn_if_beyond_retention(datetime.fromisoformat(saved["loaded_until"]), plan)
+    client = plan.client_for(log_type.name, type_report)
     try:
         while window_start < plan.cut_off:
-            window = _read_window(client, log_type, window_start, plan, type_report)
             rows_read = False
-            for rows in window:
-                rows_read = True
-                yield rows
+            for attempt in (1, 2):
+                window = _read_window(client, log_type, window_start, plan, type_report)
+                try:
+                    for rows in window:
+                        rows_read = True
+                        yield rows
+                    break
+                except IncompleteWindowError:
+                    if attempt == 2:
+                        raise
+                    # Gong may have written entries while we paged; the merge absorbs what is read twice.
+                    logger.warning("%s: a window came back short of totalRecords; reading it again", log_type.name)
             if window.resized:
                 continue
             window_start = window.end
-            progress[plan.progress_key] = window_start.isoformat()
+            progress[plan.progress_key] = {"loaded_until": window_start.isoformat(), "read_at": plan.now.isoformat()}
             if rows_read and plan.one_window_per_load and window_start < plan.cut_off:
                 return
         type_report.complete = True
@@ -100,12 +130,16 @@ def read_log_type(log_type: LogType, plan: ReadPlan, state: dict[str, Any]) -> I
         logger.warning("%s: stopping early, progress saved up to %s: %s", log_type.name, window_start, stop)
 
 
-def _resume_point(saved: Optional[str], plan: ReadPlan, first_load_of_run: bool) -> datetime:
+def _resume_point(saved: Optional[dict[str, str]], plan: ReadPlan, first_load_of_run: bool) -> datetime:
+    """Where to start: saved progress, less the lookback when it was read recently enough for late entries."""
     if not saved:
         return plan.start
-    loaded_until = datetime.fromisoformat(saved)
-    if first_load_of_run and not plan.backfill:
-        return loaded_until - plan.lookback  # re-read a little to catch entries Gong wrote late
+    loaded_until = datetime.fromisoformat(saved["loaded_until"])
+    read_at = datetime.fromisoformat(saved["read_at"])
+    if first_load_of_run and not plan.backfill and read_at - loaded_until < plan.lookback:
+        # Re-read a little to catch entries Gong wrote after that read; a window read long after its
+        # end (a resumed backfill) had them all already.
+        return (loaded_until - plan.lookback).replace(microsecond=0)
     return loaded_until
 
 
@@ -153,11 +187,15 @@ def _read_window(
     if type_report.planned_entries is None:
         type_report.planned_entries = total
         _log_plan(log_type, window, total, plan)
-    limit = plan.window_entries * (1.5 if span is None else 3)
+    target, limit = plan.window_entries, plan.window_entries * (1.5 if span is None else 3)
+    remaining = plan.governor.remaining
+    if remaining is not None and total > (remaining + 1) * PAGE_SIZE:
+        # The budget cannot finish this window, which would be read in vain: aim at half of what is left.
+        target = limit = max(PAGE_SIZE, remaining * PAGE_SIZE // 2)
     duration = window.end - window.start
     if total > limit and duration > MIN_WINDOW:
         pages.close()
-        plan.spans[log_type.name] = max(MIN_WINDOW, duration * (plan.window_entries / total))
+        plan.spans[log_type.name] = max(MIN_WINDOW, duration * (target / total))
         window.resized = True
         return window
     if span is not None:

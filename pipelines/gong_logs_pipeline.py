@@ -26,7 +26,6 @@ from dlt.pipeline.pipeline import Pipeline
 
 from gong_source import GongCredentials, GongError, RunReport, gong_source
 from gong_source.config import parse_datetime
-from gong_source.limits import RequestGovernor
 from gong_source.sandbox import GongSandbox
 from gong_source.source import utc_now
 from gong_source.windows import ReadSession
@@ -91,11 +90,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the job and return its exit code."""
     args = parse_args(argv)
     configure_logging()
+    session = ReadSession(one_window_per_load=True)
+    exit_code, error = EXIT_ERROR, None
     try:
-        return run_demo(args) if args.demo else run(args)
-    except Exception as error:
-        print(f"ERROR: {explain(error)}", file=sys.stderr)
-        return EXIT_ERROR
+        exit_code = run_demo(args, session) if args.demo else run(args, session)
+    except Exception as failure:
+        error = explain(failure)
+        print(f"ERROR: {error}", file=sys.stderr)
+    finally:
+        if session.plan:
+            session.plan.close()
+        if args.summary_json:
+            # Written whatever happened, so that a monitor never reads a stale success.
+            write_summary_json(Path(args.summary_json), session, exit_code, error)
+    return exit_code
 
 
 def configure_logging() -> None:
@@ -108,9 +116,8 @@ def configure_logging() -> None:
     connector_logger.propagate = False
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, session: ReadSession) -> int:
     """The production job: Gong (from config) into the chosen destination."""
-    session = ReadSession(one_window_per_load=True)
     options = source_options(args)
     first_source = gong_source(session=session, **options)  # validates the configuration before anything else
     pipeline = dlt.pipeline(
@@ -119,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         dataset_name=args.dataset_name or PIPELINE_NAME,
     )
     sources = iter_sources(first_source, lambda: gong_source(session=session, **options))
-    exit_code = load(pipeline, sources, session, args.summary_json)
+    exit_code = load(pipeline, sources, session)
     warn_if_start_date_ignored(args.start_date if not args.end_date else None, session.report)
     return exit_code
 
@@ -134,10 +141,9 @@ def destination_for(name: str) -> Any:
     return name
 
 
-def run_demo(args: argparse.Namespace) -> int:
+def run_demo(args: argparse.Namespace, session: ReadSession) -> int:
     """Serve synthetic logs from a local sandbox and load them into a separate demo database."""
     with GongSandbox() as sandbox:
-        session = ReadSession(one_window_per_load=True)
         options = {"start_date": (utc_now() - DEMO_HISTORY).isoformat(), **source_options(args)}
         demo_database = Path.cwd() / DEMO_DATABASE
         credentials = GongCredentials(access_key=sandbox.access_key, access_key_secret=sandbox.access_key_secret)
@@ -158,7 +164,7 @@ def run_demo(args: argparse.Namespace) -> int:
             pipeline = pipeline.drop()  # the demo database was deleted: start over instead of from stale state
         print(f"Demo: Gong sandbox at {sandbox.url}, loading into {DEMO_DATABASE} (pipeline {DEMO_PIPELINE_NAME}).")
         sources = iter_sources(first_source, lambda: gong_source(session=session, **demo_options))
-        exit_code = load(pipeline, sources, session, args.summary_json)
+        exit_code = load(pipeline, sources, session)
     if exit_code == EXIT_OK and "user_call_play" in pipeline.default_schema.tables:
         print_demo_query(pipeline)
     return exit_code
@@ -171,30 +177,26 @@ def iter_sources(first: DltSource, make_next: Callable[[], DltSource]) -> Iterat
         yield make_next()
 
 
-def load(pipeline: Pipeline, sources: Iterator[DltSource], session: ReadSession, summary_json: Optional[str]) -> int:
+def load(pipeline: Pipeline, sources: Iterator[DltSource], session: ReadSession) -> int:
     """Load window after window until every log type is complete or the run stops early; then report."""
+    report, row_counts, loads = session.report, Counter[str](), 0
     if pipeline.has_pending_data:
         print("Finishing a load package left by an earlier run before reading anything new.", file=sys.stderr)
         pipeline.run()
-    report, row_counts, loads = session.report, Counter[str](), 0
     for source in sources:
-        plan = session.plan
-        sent_before = plan.governor.total_sent if plan else 0
+        sent_before = session.plan.governor.total_sent if session.plan else 0
         pipeline.run(source)
         loads += 1
+        session.loads = loads
         normalize_info = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None
         row_counts.update(normalize_info.row_counts if normalize_info else {})
         if report.complete or report.stopped_reason:
             break
         if session.plan is None or session.plan.governor.total_sent == sent_before:
-            raise GongError(
-                "A load read nothing new although some log types are not complete; stopping to avoid a loop."
-            )
+            raise GongError("A load read nothing new although some log types are incomplete; stopping, not looping.")
     governor = session.plan.governor if session.plan else None
-    for type_report in report.log_types.values():
-        type_report.requests = governor.sent.get(type_report.log_type, 0) if governor else 0
+    session.count_requests()
     print_summary(report, dict(row_counts), loads)
-    exit_code = EXIT_STOPPED_EARLY if report.stopped_reason else EXIT_OK
     if report.stopped_reason:
         left = "unlimited" if governor is None or governor.remaining is None else governor.remaining
         print(
@@ -205,20 +207,20 @@ def load(pipeline: Pipeline, sources: Iterator[DltSource], session: ReadSession,
         )
     for warning in report.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
-    if summary_json:
-        write_summary_json(Path(summary_json), report, governor, loads, exit_code)
-    return exit_code
+    return EXIT_STOPPED_EARLY if report.stopped_reason else EXIT_OK
 
 
-def write_summary_json(
-    path: Path, report: RunReport, governor: Optional[RequestGovernor], loads: int, exit_code: int
-) -> None:
+def write_summary_json(path: Path, session: ReadSession, exit_code: int, error: Optional[str]) -> None:
     """The machine-readable run summary, written atomically for monitoring."""
+    report = session.report
+    governor = session.plan.governor if session.plan else None
+    session.count_requests()
     summary = {
         "exit_code": exit_code,
-        "complete": report.complete,
+        "error": error,
+        "complete": report.complete and exit_code == EXIT_OK,
         "stopped_reason": report.stopped_reason,
-        "loads": loads,
+        "loads": session.loads,
         "requests": governor.total_sent if governor else 0,
         "budget_remaining": governor.remaining if governor else None,
         "warnings": report.warnings,
@@ -247,7 +249,8 @@ def warn_if_start_date_ignored(start_date: Optional[str], report: RunReport) -> 
 def print_summary(report: RunReport, row_counts: dict[str, int], loads: int) -> None:
     """Rows loaded per table, and the eventTime range each log type covered."""
     print(
-        "Log type                     window asked for (UTC)                         fetched  eventTime range fetched"
+        "Log type                     window asked for (UTC)                        requests fetched  "
+        "eventTime range fetched"
     )
     for type_report in report.log_types.values():
         window = f"[{_short(type_report.window_start)}, {_short(type_report.window_end)})"
@@ -256,7 +259,10 @@ def print_summary(report: RunReport, row_counts: dict[str, int], loads: int) -> 
             if type_report.first_event_time
             else "no new entries"
         )
-        print(f"{type_report.log_type:<28} {window:<46} {type_report.entries:>7}  {seen}")
+        state = "" if type_report.complete else "  (incomplete)"
+        print(
+            f"{type_report.log_type:<28} {window:<46} {type_report.requests:>8} {type_report.entries:>7}  {seen}{state}"
+        )
     tables = {name: count for name, count in sorted(row_counts.items()) if not name.startswith("_dlt")}
     print(
         f"Rows written per table in {loads} load(s) (re-read entries are merged, never duplicated):"

@@ -94,9 +94,12 @@ class Workspace:
         return Counter(moment.astimezone(timezone.utc) for (moment,) in rows)
 
 
-def truth_event_times(sandbox: GongSandbox, log_type: str, start: datetime = EPOCH) -> Counter[datetime]:
-    """The multiset of event times the sandbox serves for a type, in UTC."""
-    return Counter(parse_event_time(entry["eventTime"]) for entry in sandbox.truth(log_type, start))
+def truth_event_times(
+    sandbox: GongSandbox, log_type: str, start: datetime = EPOCH, end: Optional[str] = None
+) -> Counter[datetime]:
+    """The multiset of event times the sandbox serves for a type in `[start, end)`, in UTC."""
+    entries = sandbox.truth(log_type, start, *([datetime.fromisoformat(end)] if end else []))
+    return Counter(parse_event_time(entry["eventTime"]) for entry in entries)
 
 
 @pytest.fixture

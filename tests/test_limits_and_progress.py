@@ -203,3 +203,37 @@ def test_access_log_far_behind_retention_warns_loudly(tmp_path: Path) -> None:
         assert late.returncode == 0, late.output
         assert "WARNING: AccessLog was last loaded up to 2026-01-02T06:00:00+00:00, 20 days ago" in late.stderr
         assert "may already be lost" in late.stderr
+
+
+def test_a_bounded_backfill_resumes_its_own_range_after_a_budget_stop(tmp_path: Path) -> None:
+    with GongSandbox(
+        logs=SyntheticLogs(epoch=EPOCH, intervals_seconds=DENSE), clock=SandboxClock(FIRST_CLOCK)
+    ) as sandbox:
+        workspace = Workspace(tmp_path, sandbox)
+        backfill = ("--start-date", START_DATE, "--end-date", "2026-01-01T18:00:00Z", "--log-types", "AccessLog")
+        budget = {"SOURCES__GONG__MAX_REQUESTS_PER_RUN": "15"}
+
+        runs = [workspace.run(*backfill, env=budget) for _ in range(3)]
+
+        assert [run.returncode for run in runs[:2]] == [75, 75], runs[0].output
+        assert runs[2].returncode == 0, runs[2].output
+        assert workspace.event_times("access_log") == truth_event_times(
+            sandbox, "AccessLog", EPOCH, "2026-01-01T18:00:00Z"
+        )
+        # Each run went on from where the previous one stopped instead of starting over: a budget stop
+        # costs a few requests (the probe of the next run, a window shrunk to fit the budget), no more.
+        minimum = math.ceil(sum(truth_event_times(sandbox, "AccessLog", EPOCH, "2026-01-01T18:00:00Z").values()) / 100)
+        assert len(sandbox.stats.requests) <= minimum + 3 * len(runs)
+
+
+def test_the_summary_json_reports_a_failure_too(workspace: Workspace) -> None:
+    summary = workspace.root / "summary.json"
+    summary.write_text('{"exit_code": 0, "complete": true}')
+
+    failed = workspace.run(
+        "--start-date", START_DATE, "--summary-json", str(summary), env={"SOURCES__GONG__CREDENTIALS__ACCESS_KEY": "x"}
+    )
+
+    assert failed.returncode == 1
+    report = json.loads(summary.read_text())
+    assert report["exit_code"] == 1 and report["complete"] is False and "401" in report["error"]

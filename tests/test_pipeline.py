@@ -260,6 +260,7 @@ def test_log_types_selects_a_subset(workspace: Workspace, sandbox: GongSandbox) 
         (["--start-date", START_DATE, "--end-date", "2026-13-01"], "is not a valid date"),
         (["--start-date", "2026-01-02", "--end-date", "2026-01-01"], "is not after start_date"),
         (["--start-date", "2099-01-01"], "is in the future"),
+        (["--end-date", "2026-01-02"], "a bounded backfill needs both"),
         (["--log-types", "AccessLog,CallLog"], "Unknown log type(s) CallLog"),
         (["--no-such-flag"], "unrecognized arguments"),
     ],
@@ -381,18 +382,24 @@ def test_a_404_after_the_first_page_is_an_error_not_the_end(workspace: Workspace
     assert "access_log" not in workspace.tables()
 
 
-def test_fewer_entries_than_total_records_is_an_error(workspace: Workspace, sandbox: GongSandbox) -> None:
+def test_a_window_short_of_total_records_is_read_again_then_fails(workspace: Workspace, sandbox: GongSandbox) -> None:
     short_page = {
         "requestId": "short",
         "records": {"totalRecords": 250, "currentPageSize": 1, "currentPageNumber": 0},
         "logEntries": [{"eventTime": "2026-01-01T00:00:00Z", "logRecord": {}}],
     }
-    sandbox.add_fault(Fault(200, short_page))
+    sandbox.add_fault(Fault(200, short_page, times=1))
 
-    result = workspace.run("--start-date", START_DATE, "--log-types", "AccessLog")
+    recovered = workspace.run("--start-date", START_DATE, "--log-types", "UserCallPlay")
 
-    assert result.returncode == 1
-    assert "reported 250 AccessLog entries" in result.stderr and "held only 1" in result.stderr
+    assert recovered.returncode == 0, recovered.output
+    assert "reading it again" in recovered.stderr
+    sandbox.add_fault(Fault(200, short_page, times=2))
+
+    failed = workspace.run("--start-date", START_DATE, "--log-types", "AccessLog")
+
+    assert failed.returncode == 1
+    assert "reported 250 AccessLog entries" in failed.stderr and "held only 1" in failed.stderr
     assert "access_log" not in workspace.tables()
 
 
