@@ -16,7 +16,14 @@ from dlt.sources.helpers.rest_client.exceptions import IgnoreResponseException
 from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
 from requests import Response
 
-from gong_source.errors import GongApiError, GongAuthError, GongResponseError, IncompleteWindowError, StoppedEarly
+from gong_source.errors import (
+    GongApiError,
+    GongAuthError,
+    GongResponseError,
+    IncompleteWindowError,
+    StoppedEarly,
+    TruncatedBodyError,
+)
 from gong_source.limits import GovernedAdapter, RequestGovernor
 from gong_source.report import LogTypeReport, RunReport
 from gong_source.settings import LOGS_PATH, LOGS_READ_SCOPE, NOT_FOUND_MEANS_EMPTY
@@ -108,6 +115,7 @@ class GongLogsClient:
             request_backoff_factor=http.backoff_factor,
             # dlt caps both Retry-After and its backoff at this; a longer Retry-After stops the run instead.
             request_max_retry_delay=http.max_retry_after,
+            retry_condition=lambda _, error: isinstance(error, TruncatedBodyError),
         )
         session = retrying.session
         adapter = GovernedAdapter(governor, log_type, on_failure=lambda: report.count(type_report, retries=1))
@@ -282,9 +290,9 @@ def _json_body(response: Response) -> Any:
     try:
         return json.loads(response.content)
     except ValueError:
-        raise GongResponseError(
+        raise TruncatedBodyError(
             f"{_describe_url(response)} answered {response.status_code} with a body that is not valid JSON "
-            f"(possibly cut off): {_snippet(response)!r}. Nothing from it was loaded; run again.",
+            f"(possibly cut off), also after retries: {_snippet(response)!r}. Nothing from it was loaded; run again.",
             response=response,
         ) from None
 

@@ -44,6 +44,10 @@ class GongResponseError(GongApiError):
     """A response that is not Gong's documented shape; never treated as an empty result."""
 
 
+class TruncatedBodyError(GongResponseError):
+    """A body that is not valid JSON, typically cut off in transit; retried like a 5xx."""
+
+
 class IncompleteWindowError(GongResponseError):
     """A window's pages held fewer entries than Gong's `totalRecords` (it may have written entries meanwhile)."""
 

@@ -348,7 +348,8 @@ def test_demo_loads_all_tables_then_only_what_is_new(workspace: Workspace, tmp_p
 
 
 def test_a_200_that_is_not_gongs_shape_is_never_treated_as_empty(workspace: Workspace, sandbox: GongSandbox) -> None:
-    sandbox.add_fault(Fault(200, "<html><body>Welcome to the login portal</body></html>", content_type="text/html"))
+    portal = "<html><body>Welcome to the login portal</body></html>"
+    sandbox.add_fault(Fault(200, portal, content_type="text/html", times=10))  # more than the retries
 
     result = workspace.run("--start-date", START_DATE, "--log-types", "AccessLog")
 

@@ -12,6 +12,8 @@ import base64
 import hashlib
 import hmac
 import json
+import random
+import socket
 import threading
 import time
 from collections import Counter, deque
@@ -49,9 +51,14 @@ class SandboxClock:
 
 @dataclass
 class Fault:
-    """A canned response served instead of the real one to the next matching request(s)."""
+    """A fault for the next matching request(s).
 
-    status: int
+    `action` "respond" serves the canned status and body instead of the real answer; "reset" sends
+    the real answer's headers and half its body, then drops the connection; "truncate" serves the
+    real 200 cut in half (invalid JSON, consistent Content-Length); "delay" answers after `delay` s.
+    """
+
+    status: int = 200
     body: Union[str, bytes, dict[str, Any]] = ""
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "application/json"
@@ -59,6 +66,19 @@ class Fault:
     times: int = 1
     follow_up_pages_only: bool = False
     """Serve only to requests that carry a cursor (page 2 and later)."""
+    action: str = "respond"
+    delay: float = 0.0
+
+
+@dataclass
+class Reply:
+    """What the HTTP handler sends: `cut_at` drops the connection after that many body bytes."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    cut_at: Optional[int] = None
+    delay: float = 0.0
 
 
 @dataclass
@@ -86,6 +106,7 @@ class GongSandbox:
         access_key_secret: str = "sandbox-access-key-secret",
         access_token: Optional[str] = "sandbox-oauth-token",
         max_requests_per_second: Optional[float] = None,
+        error_rate: float = 0.0,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -95,6 +116,9 @@ class GongSandbox:
         self.access_key_secret = access_key_secret
         self.access_token = access_token
         self.max_requests_per_second = max_requests_per_second
+        self.error_rate = error_rate
+        """Share of /v2/logs requests answered with a random 5xx (seeded, so runs repeat)."""
+        self._chaos = random.Random(self.logs.seed)
         self.stats = SandboxStats()
         self._faults: list[Fault] = []
         self._recent: deque[float] = deque()
@@ -138,14 +162,20 @@ class GongSandbox:
         with self._lock:
             self._faults.append(fault)
 
+    @property
+    def pending_faults(self) -> int:
+        """Queued fault responses not served yet."""
+        with self._lock:
+            return sum(fault.times for fault in self._faults)
+
     def truth(self, log_type: str, start: datetime, end: datetime = FAR_FUTURE) -> list[dict[str, Any]]:
         """Every entry of `log_type` visible now with `start <= eventTime < end`, as served."""
         return list(self.logs.entries(log_type, start, end, self.clock.now()))
 
     # -- request handling -------------------------------------------------------------------------
 
-    def handle(self, path: str, query: str, authorization: Optional[str]) -> tuple[int, dict[str, str], bytes]:
-        """Answer one request: (status, headers, body)."""
+    def handle(self, path: str, query: str, authorization: Optional[str]) -> Reply:
+        """Answer one request."""
         params = {key: values[-1] for key, values in parse_qs(query, keep_blank_values=True).items()}
         with self._lock:
             self._request_number += 1
@@ -153,12 +183,22 @@ class GongSandbox:
             if path.rstrip("/") == "/v2/logs":
                 self.stats.requests.append(params)
             fault = self._take_fault(params)
+            if fault is None and self.error_rate and self._chaos.random() < self.error_rate:
+                fault = Fault(self._chaos.choice([500, 502, 503]), {"requestId": request_id, "errors": ["chaos"]})
             limited = fault is None and self._over_rate_limit()
-        status, headers, body = self._answer(path, params, authorization, request_id, fault, limited)
+        canned = fault if fault is not None and fault.action == "respond" else None
+        status, headers, body = self._answer(path, params, authorization, request_id, canned, limited)
+        reply = Reply(status, headers, body)
+        if fault is not None and fault.action == "reset":
+            reply.cut_at = len(body) // 2
+        elif fault is not None and fault.action == "truncate":
+            reply.body = body[: len(body) // 2]
+        elif fault is not None and fault.action == "delay":
+            reply.delay = fault.delay
         with self._lock:
             self.stats.statuses[status] += 1
             self.stats.answers.append((time.monotonic(), status))
-        return status, headers, body
+        return reply
 
     def _take_fault(self, params: dict[str, str]) -> Optional[Fault]:
         for fault in self._faults:
@@ -302,13 +342,21 @@ def _handler_for(sandbox: GongSandbox) -> Callable[..., BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
-            status, headers, body = sandbox.handle(parts.path, parts.query, self.headers.get("Authorization"))
-            self.send_response(status)
-            for name, value in headers.items():
+            reply = sandbox.handle(parts.path, parts.query, self.headers.get("Authorization"))
+            if reply.delay:
+                time.sleep(reply.delay)  # a slow server, for client timeout tests
+            self.send_response(reply.status)
+            for name, value in reply.headers.items():
                 self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(len(reply.body)))
             self.end_headers()
-            self.wfile.write(body)
+            if reply.cut_at is None:
+                self.wfile.write(reply.body)
+                return
+            self.wfile.write(reply.body[: reply.cut_at])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)  # the peer sees the connection reset mid-body
 
         def log_message(self, format: str, *args: Any) -> None:
             """Silent: the sandbox must not print requests (they carry no secret, but they are noise)."""

@@ -1,0 +1,101 @@
+"""The fault matrix: whatever goes wrong, re-running as a scheduler would ends with every table equal to the truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gong_source.sandbox import Fault, GongSandbox, SandboxClock, SyntheticLogs
+from gong_source.settings import LOG_TYPES
+from tests.conftest import EPOCH, FIRST_CLOCK, START_DATE, PipelineRun, Workspace, truth_event_times
+
+MAX_SCHEDULED_RUNS = 4
+
+
+def run_until_success(workspace: Workspace, *args: str, env: dict[str, str] | None = None) -> list[PipelineRun]:
+    """Run the job like a scheduler does, until it exits 0 (or give up after a few runs)."""
+    runs: list[PipelineRun] = []
+    while len(runs) < MAX_SCHEDULED_RUNS:
+        runs.append(workspace.run(*args, env=env))
+        if runs[-1].returncode == 0:
+            break
+        assert runs[-1].returncode in (1, 75), runs[-1].output
+        args = ()  # later runs are plain scheduled runs
+    assert runs[-1].returncode == 0, runs[-1].output
+    return runs
+
+
+def assert_all_tables_equal_truth(workspace: Workspace, sandbox: GongSandbox) -> None:
+    for log_type in LOG_TYPES:
+        assert workspace.event_times(log_type.table_name) == truth_event_times(sandbox, log_type.name), log_type.name
+        total, distinct = workspace.query(
+            f"SELECT count(*), count(DISTINCT _entry_key) FROM gong_logs.{log_type.table_name}"
+        )[0]
+        assert total == distinct
+    entries = sandbox.truth("UserActivityLog", EPOCH)
+    columns = sum(
+        len(row["columnChanges"]) for e in entries for t in e["logRecord"]["tableChanges"] for row in t["rowChanges"]
+    )
+    child = "gong_logs.user_activity_log__log_record__table_changes__row_changes__column_changes"
+    assert workspace.query(f"SELECT count(*) FROM {child}") == [(columns,)]
+
+
+def test_random_5xx_on_10_percent_of_requests(tmp_path: Path) -> None:
+    with GongSandbox(logs=SyntheticLogs(epoch=EPOCH), clock=SandboxClock(FIRST_CLOCK), error_rate=0.1) as sandbox:
+        workspace = Workspace(tmp_path, sandbox)
+        run_until_success(workspace, "--start-date", START_DATE)
+        assert sum(sandbox.stats.statuses[code] for code in (500, 502, 503)) > 0
+        assert_all_tables_equal_truth(workspace, sandbox)
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        pytest.param(
+            [Fault(429, {"requestId": "s", "errors": ["slow"]}, headers={"Retry-After": "1"}, times=6)], id="429-storm"
+        ),
+        pytest.param([Fault(429, {"requestId": "n", "errors": ["slow"]}, times=3)], id="429-without-retry-after"),
+        pytest.param([Fault(action="reset", times=2)], id="connection-reset-mid-body"),
+        pytest.param([Fault(action="truncate", times=2)], id="body-cut-in-half"),
+        pytest.param([Fault(action="delay", delay=3.0, times=1)], id="slower-than-timeout"),
+        pytest.param([Fault(200, "<html>maintenance</html>", content_type="text/html", times=6)], id="html-200"),
+        pytest.param([Fault(200, {"requestId": "x", "records": {}}, times=1)], id="json-without-logEntries"),
+        pytest.param(
+            [Fault(200, {"requestId": "x", "logEntries": {"not": "a list"}}, times=1)], id="logEntries-not-a-list"
+        ),
+        pytest.param(
+            [Fault(503, {"requestId": "f", "errors": ["down"]}, follow_up_pages_only=True, times=2)],
+            id="5xx-mid-cursor",
+        ),
+    ],
+)
+def test_fault_then_reruns_end_equal_to_truth(workspace: Workspace, sandbox: GongSandbox, faults: list[Fault]) -> None:
+    for fault in faults:
+        sandbox.add_fault(fault)
+
+    runs = run_until_success(workspace, "--start-date", START_DATE, env={"RUNTIME__REQUEST_TIMEOUT": "1"})
+
+    assert sandbox.pending_faults == 0, "every fault was served"
+    assert_all_tables_equal_truth(workspace, sandbox)
+    assert all("Traceback" not in run.output for run in runs)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"userId": "1", "logRecord": {}}, "AccessLog entry #0 has an unusable eventTime None"),
+        ({"eventTime": "last tuesday", "logRecord": {}}, "AccessLog entry #0 has an unusable eventTime 'last tuesday'"),
+    ],
+)
+def test_an_entry_without_a_usable_event_time_fails_clearly(
+    workspace: Workspace, sandbox: GongSandbox, entry: dict[str, object], message: str
+) -> None:
+    page = {"requestId": "bad", "records": {"totalRecords": 1, "currentPageSize": 1}, "logEntries": [entry]}
+    sandbox.add_fault(Fault(200, page, log_type="AccessLog"))
+
+    failed = workspace.run("--start-date", START_DATE, "--log-types", "AccessLog")
+
+    assert failed.returncode == 1
+    assert message in failed.stderr and "no entry is silently dropped" in failed.stderr
+    assert "access_log" not in workspace.tables()
