@@ -10,10 +10,12 @@ Exit codes: 0 everything asked for is loaded; 75 stopped early on purpose with p
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import logging
 import sys
 from collections import Counter
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterator, NoReturn, Optional, Sequence
@@ -47,6 +49,10 @@ GROUP BY user_email_address
 ORDER BY plays DESC, user_email_address
 LIMIT 5
 """
+
+
+class AnotherRunInProgress(GongError):
+    """The pipeline is already running in another process."""
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -94,6 +100,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     exit_code, error = EXIT_ERROR, None
     try:
         exit_code = run_demo(args, session) if args.demo else run(args, session)
+    except AnotherRunInProgress as busy:
+        exit_code, error = EXIT_STOPPED_EARLY, str(busy)
+        print(f"SKIPPED (exit {EXIT_STOPPED_EARLY}): {busy}", file=sys.stderr)
     except Exception as failure:
         error = explain(failure)
         print(f"ERROR: {error}", file=sys.stderr)
@@ -177,8 +186,35 @@ def iter_sources(first: DltSource, make_next: Callable[[], DltSource]) -> Iterat
         yield make_next()
 
 
+@contextmanager
+def exclusive_run(pipeline: Pipeline) -> Iterator[None]:
+    """Hold a lock beside the pipeline's working directory; a second concurrent run refuses to start.
+
+    dlt has no lock of its own, and two runs of one pipeline would race on its state and packages.
+    """
+    lock_path = Path(pipeline.pipelines_dir) / f"{pipeline.pipeline_name}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a+") as lock_file:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AnotherRunInProgress(
+                f"Another run of pipeline {pipeline.pipeline_name} is in progress (lock {lock_path}); this run "
+                "did nothing. Let it finish; schedule runs so they do not overlap."
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
 def load(pipeline: Pipeline, sources: Iterator[DltSource], session: ReadSession) -> int:
     """Load window after window until every log type is complete or the run stops early; then report."""
+    with exclusive_run(pipeline):
+        return _load(pipeline, sources, session)
+
+
+def _load(pipeline: Pipeline, sources: Iterator[DltSource], session: ReadSession) -> int:
     report, row_counts, loads = session.report, Counter[str](), 0
     if pipeline.has_pending_data:
         print("Finishing a load package left by an earlier run before reading anything new.", file=sys.stderr)

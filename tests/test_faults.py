@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from gong_source.sandbox import Fault, GongSandbox, SandboxClock, SyntheticLogs
 from gong_source.settings import LOG_TYPES
-from tests.conftest import EPOCH, FIRST_CLOCK, START_DATE, PipelineRun, Workspace, truth_event_times
+from tests.conftest import EPOCH, FIRST_CLOCK, PIPELINE_SCRIPT, START_DATE, PipelineRun, Workspace, truth_event_times
 
 MAX_SCHEDULED_RUNS = 4
 
@@ -99,3 +104,60 @@ def test_an_entry_without_a_usable_event_time_fails_clearly(
     assert failed.returncode == 1
     assert message in failed.stderr and "no entry is silently dropped" in failed.stderr
     assert "access_log" not in workspace.tables()
+
+
+def start_pipeline(workspace: Workspace, *args: str) -> subprocess.Popen[str]:
+    env = {**workspace.env, "SOURCES__GONG__NOW": workspace.sandbox.clock.now().isoformat()}
+    return subprocess.Popen(
+        [sys.executable, str(PIPELINE_SCRIPT), *args],
+        cwd=workspace.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_requests(sandbox: GongSandbox, count: int, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while len(sandbox.stats.requests) < count and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_a_second_concurrent_run_refuses_and_the_first_finishes(workspace: Workspace, sandbox: GongSandbox) -> None:
+    sandbox.max_requests_per_second = 10
+    workspace.env["SOURCES__GONG__MAX_REQUESTS_PER_SECOND"] = "8"
+    first = start_pipeline(workspace, "--start-date", START_DATE)
+    wait_for_requests(sandbox, 3, first)
+    assert first.poll() is None, "the first run ended before the second started"
+
+    second = workspace.run("--start-date", START_DATE)
+    _, first_err = first.communicate(timeout=120)
+
+    assert second.returncode == 75
+    assert "Another run of pipeline gong_logs is in progress" in second.stderr
+    assert first.returncode == 0, first_err
+    assert_all_tables_equal_truth(workspace, sandbox)
+
+
+@pytest.mark.parametrize(
+    ("kill_after_requests", "then_wait"),
+    [(2, 0.0), (12, 0.0), (22, 0.0), (22, 0.3)],
+    ids=["early-extract", "mid-extract", "extract-done", "normalize-or-load"],
+)
+def test_sigkill_at_any_point_then_reruns_end_equal_to_truth(
+    workspace: Workspace, sandbox: GongSandbox, kill_after_requests: int, then_wait: float
+) -> None:
+    # 22 requests read everything; killing right after the last one lands in extract's end, normalize or load.
+    process = start_pipeline(workspace, "--start-date", START_DATE)
+    wait_for_requests(sandbox, kill_after_requests, process)
+    time.sleep(then_wait)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    sandbox.clock.advance(timedelta(hours=2))  # new entries appear before the next scheduled run
+
+    runs = run_until_success(workspace)
+
+    assert_all_tables_equal_truth(workspace, sandbox)
+    assert len(runs) == 1, "one scheduled run finishes what was pending and becomes current"
