@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Optional
 
 from gong_source.errors import GongEntryError
+from gong_source.pii import PiiPolicy
 from gong_source.settings import CURSOR_FIELD, ENTRY_KEY_COLUMN
 
 
@@ -43,8 +44,10 @@ class EntryKeyer:
         return f"{digest.hex()}-{occurrence}"
 
 
-def prepare_entries(entries: list[Any], log_type: str, keyer: EntryKeyer, first_position: int) -> list[dict[str, Any]]:
-    """Key each entry and replace its `eventTime` with a UTC datetime, in place.
+def prepare_entries(
+    entries: list[Any], log_type: str, keyer: EntryKeyer, first_position: int, pii: Optional[PiiPolicy] = None
+) -> list[dict[str, Any]]:
+    """Key each entry, replace its `eventTime` with a UTC datetime and apply the PII mode, in place.
 
     `first_position` is the index of the page's first entry in the run, used in error messages.
     """
@@ -53,7 +56,9 @@ def prepare_entries(entries: list[Any], log_type: str, keyer: EntryKeyer, first_
             raise GongEntryError(
                 f"{log_type} entry #{first_position + offset} is a {type(entry).__name__}, not a JSON object."
             )
-        entry[ENTRY_KEY_COLUMN] = keyer.key(entry)
+        entry[ENTRY_KEY_COLUMN] = keyer.key(entry)  # from the entry as Gong sent it: stable whatever the PII mode
+        if pii is not None:
+            pii.apply(entry)
         try:
             entry[CURSOR_FIELD] = parse_event_time(entry.get(CURSOR_FIELD))
         except ValueError as error:

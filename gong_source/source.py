@@ -8,6 +8,7 @@ from typing import Any, Iterator, Optional, Sequence, Union
 import dlt
 from dlt.common.configuration.resolve import resolve_configuration
 from dlt.common.configuration.specs import RuntimeConfiguration
+from dlt.common.typing import TSecretStrValue
 from dlt.extract.resource import DltResource
 
 from gong_source.client import HttpSettings
@@ -21,6 +22,7 @@ from gong_source.config import (
     validate_limits,
 )
 from gong_source.limits import RequestGovernor
+from gong_source.pii import PiiPolicy
 from gong_source.report import RunReport
 from gong_source.settings import (
     ACCESS_LOG_RETENTION,
@@ -58,6 +60,8 @@ def gong_source(
     lookback_seconds: float = DEFAULT_LOOKBACK.total_seconds(),
     access_log_retention_days: float = ACCESS_LOG_RETENTION.days,
     window_entries: int = DEFAULT_WINDOW_ENTRIES,
+    pii: str = "keep",
+    pii_salt: Optional[TSecretStrValue] = None,
     now: Optional[str] = None,
     session: Optional[ReadSession] = None,
 ) -> list[DltResource]:
@@ -76,6 +80,8 @@ def gong_source(
         lookback_seconds: Each incremental run re-reads this span before its saved progress (late arrivals).
         access_log_retention_days: Warn when AccessLog progress is older than this.
         window_entries: Target entries per window; the CLI commits one window per type per load.
+        pii: `keep`, `hash` (HMAC-SHA256 with `pii_salt`) or `drop` the person-identifying fields (see pii.py).
+        pii_salt: The secret key of `hash`; keep it stable so a person maps to the same token across runs.
         now: Pretend the current time is this (tests and reproducible replays); default: the system clock.
         session: Shared by the loads of one run (the CLI's loop); a standalone source reads all in one load.
     """
@@ -93,6 +99,7 @@ def gong_source(
             lookback_seconds=lookback_seconds,
             access_log_retention_days=access_log_retention_days,
             window_entries=window_entries,
+            pii=PiiPolicy(pii, pii_salt),
             now=now,
             report=run.report,
             one_window_per_load=run.one_window_per_load,
@@ -114,6 +121,7 @@ def build_plan(
     lookback_seconds: float,
     access_log_retention_days: float,
     window_entries: int,
+    pii: PiiPolicy,
     now: Optional[str],
     report: RunReport,
     one_window_per_load: bool,
@@ -151,6 +159,7 @@ def build_plan(
         window_entries=window_entries,
         access_log_retention=timedelta(days=access_log_retention_days),
         now=clock,
+        pii=pii,
         one_window_per_load=one_window_per_load,
     )
 

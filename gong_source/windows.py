@@ -23,6 +23,7 @@ from gong_source.client import GongLogsClient, HttpSettings
 from gong_source.entries import EntryKeyer, prepare_entries
 from gong_source.errors import IncompleteWindowError, StoppedEarly
 from gong_source.limits import RequestGovernor
+from gong_source.pii import PiiPolicy
 from gong_source.report import LogTypeReport, RunReport
 from gong_source.settings import CURSOR_FIELD, PAGE_SIZE, LogType
 
@@ -65,6 +66,7 @@ class ReadPlan:
     window_entries: int
     access_log_retention: timedelta
     now: datetime
+    pii: Optional[PiiPolicy] = None
     one_window_per_load: bool = False
     spans: dict[str, timedelta] = field(default_factory=dict)
     started: set[str] = field(default_factory=set)
@@ -211,7 +213,7 @@ def _window_rows(
     keyer = EntryKeyer(log_type.name)
     position, started = 0, time.monotonic()
     for page in _chain(first, rest):
-        rows = prepare_entries(page.entries, log_type.name, keyer, first_position=position)
+        rows = prepare_entries(page.entries, log_type.name, keyer, first_position=position, pii=plan.pii)
         position += len(rows)
         plan.report.record_page(type_report, rows, CURSOR_FIELD)
         _log_progress(log_type, type_report, position, total, started)

@@ -470,3 +470,24 @@ def test_an_ignored_start_date_is_reported(workspace: Workspace) -> None:
     assert again.returncode == 0
     assert "--start-date 2026-01-01T00:00:00Z was ignored for AccessLog" in again.stderr
     assert "--end-date" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SOURCES__GONG__CREDENTIALS__ACCESS_TOKEN": "tok-both"}, "keep exactly one of them"),
+        ({"SOURCES__GONG__BASE_URL": "http://company-17.api.gong.io"}, "plain http for a non-loopback host"),
+        ({"SOURCES__GONG__BASE_URL": "https://company-17.api.gong.io/api/v3"}, "only the host, optionally"),
+        ({"SOURCES__GONG__PII": "mask"}, "sources.gong.pii is 'mask'"),
+        ({"SOURCES__GONG__MAX_REQUESTS_PER_SECOND": "0"}, "max_requests_per_second must be above 0"),
+    ],
+)
+def test_bad_configuration_fails_before_any_request(
+    workspace: Workspace, sandbox: GongSandbox, env: dict[str, str], message: str
+) -> None:
+    result = workspace.run("--start-date", START_DATE, env=dict(env))
+
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "tok-both" not in result.output
+    assert sandbox.stats.requests == []

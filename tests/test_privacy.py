@@ -1,0 +1,131 @@
+"""Secrets never leave the process; person-identifying fields are kept, hashed or dropped as configured."""
+
+from __future__ import annotations
+
+import base64
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from gong_source.pii import is_record_pii
+from gong_source.sandbox import Fault, GongSandbox, SandboxClock, SyntheticLogs
+from gong_source.settings import LOG_TYPES
+from tests.conftest import EPOCH, FIRST_CLOCK, START_DATE, Workspace, truth_event_times
+
+SECRET = "Zx9-unusual-secret-Q4"
+TOKEN = "Tk7-unusual-oauth-token-W2"
+SALT = "pepper-for-tests-0123456789"
+
+
+def person_values(sandbox: GongSandbox) -> set[str]:
+    """Every email, name, IP and user agent the sandbox serves."""
+    values: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if is_record_pii(key) and isinstance(value, str):
+                    values.add(value)
+                else:
+                    walk(value)
+
+    for log_type in LOG_TYPES:
+        for entry in sandbox.truth(log_type.name, EPOCH):
+            values.update(str(entry[key]) for key in entry if key.endswith(("EmailAddress", "FullName")))
+            walk(entry.get("logRecord"))
+    return values
+
+
+def all_text_values(workspace: Workspace) -> set[str]:
+    values: set[str] = set()
+    columns = workspace.query(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = 'gong_logs' AND data_type = 'VARCHAR'"
+    )
+    for table, column in columns:
+        values.update(str(v) for (v,) in workspace.query(f'SELECT DISTINCT "{column}" FROM gong_logs."{table}"'))
+    return values
+
+
+def files_containing(root: Path, needles: list[str]) -> list[str]:
+    hits = []
+    for path in root.rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            hits += [f"{path}: {needle[:6]}…" for needle in needles if needle.encode() in content]
+    return hits
+
+
+def test_no_secret_in_output_logs_state_or_destination(tmp_path: Path) -> None:
+    logs = SyntheticLogs(epoch=EPOCH)
+    with GongSandbox(
+        logs=logs, clock=SandboxClock(FIRST_CLOCK), access_key_secret=SECRET, access_token=TOKEN
+    ) as sandbox:
+        workspace = Workspace(tmp_path, sandbox)
+        workspace.env["SOURCES__GONG__CREDENTIALS__ACCESS_KEY_SECRET"] = SECRET
+        workspace.env["RUNTIME__LOG_LEVEL"] = "DEBUG"
+        outputs = [workspace.run("--start-date", START_DATE)]  # success
+        sandbox.add_fault(Fault(503, {"requestId": "r", "errors": ["busy"]}, times=2))
+        sandbox.clock.advance(timedelta(hours=1))
+        outputs.append(workspace.run())  # 5xx retries, then success
+        sandbox.add_fault(Fault(200, "{cut", log_type="AccessLog", times=10))
+        outputs.append(workspace.run())  # a crash: invalid JSON beyond retries
+        outputs.append(workspace.run(env={"SOURCES__GONG__CREDENTIALS__ACCESS_KEY_SECRET": SECRET + "-wrong"}))  # 401
+        bearer = {
+            "SOURCES__GONG__CREDENTIALS__ACCESS_KEY": None,
+            "SOURCES__GONG__CREDENTIALS__ACCESS_KEY_SECRET": None,
+            "SOURCES__GONG__CREDENTIALS__ACCESS_TOKEN": TOKEN,
+        }
+        outputs.append(workspace.run(env=bearer))
+
+    assert [run.returncode for run in outputs] == [0, 0, 1, 1, 0]
+    basic = base64.b64encode(f"{sandbox.access_key}:{SECRET}".encode()).decode()
+    basic_wrong = base64.b64encode(f"{sandbox.access_key}:{SECRET}-wrong".encode()).decode()
+    needles = [SECRET, TOKEN, basic, basic_wrong]
+    for run in outputs:
+        assert not [needle for needle in needles if needle in run.output]
+    assert files_containing(tmp_path, needles) == []
+
+
+@pytest.mark.parametrize("mode", ["hash", "drop"])
+def test_pii_hash_or_drop_leaves_no_raw_email_name_or_ip(workspace: Workspace, sandbox: GongSandbox, mode: str) -> None:
+    workspace.env.update({"SOURCES__GONG__PII": mode, "SOURCES__GONG__PII_SALT": SALT})
+
+    result = workspace.run("--start-date", START_DATE)
+
+    assert result.returncode == 0, result.output
+    raw = person_values(sandbox)
+    assert any("@acme-corp.example" in value for value in raw) and any(v.startswith("203.0.113.") for v in raw)
+    assert not raw & all_text_values(workspace)
+    database = (workspace.root / "gong_audit.duckdb").read_bytes()
+    assert not [value for value in raw if len(value) > 8 and value.encode() in database]
+    for log_type in LOG_TYPES:
+        assert workspace.event_times(log_type.table_name) == truth_event_times(sandbox, log_type.name)
+
+
+def test_pii_hash_maps_a_person_to_the_same_token_across_tables_and_runs(
+    workspace: Workspace, sandbox: GongSandbox
+) -> None:
+    workspace.env.update({"SOURCES__GONG__PII": "hash", "SOURCES__GONG__PII_SALT": SALT})
+    assert workspace.run("--start-date", START_DATE).returncode == 0
+    sandbox.clock.advance(timedelta(hours=3))
+    assert workspace.run().returncode == 0
+
+    per_table = [
+        {email for (email,) in workspace.query(f"SELECT DISTINCT user_email_address FROM gong_logs.{table}")}
+        for table in ("access_log", "user_call_play", "user_activity_log")
+    ]
+    assert per_table[0] == per_table[1] == per_table[2]
+    assert len(per_table[0]) == 12 and all(len(token) == 64 for token in per_table[0])
+
+
+def test_pii_hash_without_salt_fails_before_any_request(workspace: Workspace, sandbox: GongSandbox) -> None:
+    result = workspace.run("--start-date", START_DATE, env={"SOURCES__GONG__PII": "hash"})
+
+    assert result.returncode == 1
+    assert "sources.gong.pii_salt" in result.stderr and "SOURCES__GONG__PII_SALT" in result.stderr
+    assert sandbox.stats.requests == []
