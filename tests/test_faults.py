@@ -161,3 +161,5 @@ def test_sigkill_at_any_point_then_reruns_end_equal_to_truth(
 
     assert_all_tables_equal_truth(workspace, sandbox)
     assert len(runs) == 1, "one scheduled run finishes what was pending and becomes current"
+    if then_wait:  # killed after extract: the package it left is finished first, in the same run
+        assert "Finishing a load package left by an earlier run" in runs[0].stderr
