@@ -339,7 +339,10 @@ def test_demo_loads_all_tables_then_only_what_is_new(workspace: Workspace, tmp_p
         # The second run re-reads the last hour (merged) and adds only what appeared since.
         assert 0 <= total - after_first[table][0] <= 5, table
     assert not (tmp_path / "gong_audit.duckdb").exists()
-    assert sorted(path.name for path in (tmp_path / "dlt" / "pipelines").iterdir()) == ["gong_logs_demo"]
+    assert sorted(path.name for path in (tmp_path / "dlt" / "pipelines").iterdir()) == [
+        "gong_logs_demo",
+        "gong_logs_demo.lock",
+    ]
     # Deleting the demo database starts the demo over rather than continuing from stale state.
     (tmp_path / database).unlink()
     third = workspace.run("--demo")
