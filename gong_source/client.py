@@ -9,6 +9,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Generator, Optional
 from urllib.parse import parse_qs, urlsplit
 
+from dlt.common.configuration.resolve import resolve_configuration
+from dlt.common.configuration.specs import RuntimeConfiguration
 from dlt.sources.helpers.requests.retry import Client
 from dlt.sources.helpers.rest_client.auth import AuthConfigBase
 from dlt.sources.helpers.rest_client.client import RESTClient
@@ -19,6 +21,7 @@ from requests import Response
 from gong_source.errors import (
     GongApiError,
     GongAuthError,
+    GongConfigError,
     GongResponseError,
     IncompleteWindowError,
     StoppedEarly,
@@ -84,6 +87,19 @@ class HttpSettings:
     max_attempts: int
     backoff_factor: float
     max_retry_after: float
+
+    @classmethod
+    def from_runtime_config(cls, max_retry_after: float) -> HttpSettings:
+        """dlt's documented `runtime.request_*` settings, with our longest Retry-After to wait out."""
+        if max_retry_after < 0:
+            raise GongConfigError("sources.gong.max_retry_after_seconds must be >= 0.")
+        runtime = resolve_configuration(RuntimeConfiguration())
+        return cls(
+            timeout=float(runtime.request_timeout),
+            max_attempts=runtime.request_max_attempts,
+            backoff_factor=runtime.request_backoff_factor,
+            max_retry_after=max_retry_after,
+        )
 
 
 class GongLogsClient:

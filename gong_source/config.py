@@ -17,7 +17,14 @@ from dlt.common.typing import TSecretStrValue
 from dlt.sources.helpers.rest_client.auth import AuthConfigBase, BearerTokenAuth, HttpBasicAuth
 
 from gong_source.errors import GongConfigError
-from gong_source.settings import API_VERSION_PATH, LOG_TYPES, LOG_TYPES_BY_NAME, LOOPBACK_HOSTS, LogType
+from gong_source.settings import (
+    API_VERSION_PATH,
+    DEFAULT_START_LOOKBACK,
+    LOG_TYPES,
+    LOG_TYPES_BY_NAME,
+    LOOPBACK_HOSTS,
+    LogType,
+)
 
 DateInput = Union[str, date, datetime, None]
 
@@ -120,11 +127,14 @@ class TimeRange:
 
     start: datetime
     end: Optional[datetime]
+    now: datetime
 
 
-def resolve_time_range(start_date: DateInput, end_date: DateInput, now: datetime, default_start: datetime) -> TimeRange:
-    """Validate start/end dates against each other and the clock."""
-    start = parse_datetime(start_date, "start_date (--start-date, sources.gong.start_date)") or default_start
+def resolve_time_range(start_date: DateInput, end_date: DateInput, now: datetime) -> TimeRange:
+    """Validate start/end dates against each other and the clock; no start means 30 days before `now`."""
+    start = parse_datetime(start_date, "start_date (--start-date, sources.gong.start_date)") or (
+        now - DEFAULT_START_LOOKBACK
+    )
     end = parse_datetime(end_date, "end_date (--end-date, sources.gong.end_date)")
     if end is not None and parse_datetime(start_date, "start_date") is None:
         raise GongConfigError(
@@ -146,7 +156,7 @@ def resolve_time_range(start_date: DateInput, end_date: DateInput, now: datetime
             f"end_date {end.isoformat()} is not after start_date {start.isoformat()}; "
             "the range is [start_date, end_date), so end_date must be later."
         )
-    return TimeRange(start=start, end=end)
+    return TimeRange(start=start, end=end, now=now)
 
 
 def resolve_log_types(log_types: Union[str, Iterable[str], None]) -> list[LogType]:
@@ -164,26 +174,3 @@ def resolve_log_types(log_types: Union[str, Iterable[str], None]) -> list[LogTyp
             f"Valid values: {', '.join(LOG_TYPES_BY_NAME)}."
         )
     return [LOG_TYPES_BY_NAME[name] for name in dict.fromkeys(names)]
-
-
-def validate_limits(
-    *,
-    max_requests_per_second: float,
-    max_requests_per_run: Optional[int],
-    max_retry_after_seconds: float,
-    settle_lag_seconds: float,
-    lookback_seconds: float,
-    window_entries: int,
-) -> None:
-    """Reject limits that would make the connector misbehave, naming the setting."""
-    checks = [
-        (max_requests_per_second > 0, "sources.gong.max_requests_per_second must be above 0 (Gong allows 3)"),
-        (max_requests_per_run is None or max_requests_per_run >= 0, "sources.gong.max_requests_per_run must be >= 0"),
-        (max_retry_after_seconds >= 0, "sources.gong.max_retry_after_seconds must be >= 0"),
-        (settle_lag_seconds >= 0, "sources.gong.settle_lag_seconds must be >= 0"),
-        (lookback_seconds >= 0, "sources.gong.lookback_seconds must be >= 0"),
-        (window_entries >= 100, "sources.gong.window_entries must be at least one page (100)"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise GongConfigError(message + ".")

@@ -12,7 +12,7 @@ from requests.adapters import HTTPAdapter
 from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import Timeout
 
-from gong_source.errors import StoppedEarly
+from gong_source.errors import GongConfigError, StoppedEarly
 from gong_source.settings import RATE_SAFETY_MARGIN
 
 
@@ -20,9 +20,13 @@ class RequestGovernor:
     """Paces requests to `max_per_second` across threads and stops the run once `max_requests` are sent."""
 
     def __init__(self, max_per_second: float, max_requests: Optional[int]) -> None:
+        if max_per_second <= 0:
+            raise GongConfigError("sources.gong.max_requests_per_second must be above 0 (Gong allows 3).")
+        if max_requests is not None and max_requests < 0:
+            raise GongConfigError("sources.gong.max_requests_per_run must be >= 0 (0: unlimited).")
         self.max_per_second = max_per_second
         self.max_requests = max_requests
-        self._interval = RATE_SAFETY_MARGIN / max_per_second if max_per_second > 0 else 0.0
+        self._interval = RATE_SAFETY_MARGIN / max_per_second
         self._next_slot = 0.0
         self._lock = threading.Lock()
         self.sent: dict[str, int] = defaultdict(int)

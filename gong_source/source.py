@@ -6,8 +6,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Optional, Sequence, Union
 
 import dlt
-from dlt.common.configuration.resolve import resolve_configuration
-from dlt.common.configuration.specs import RuntimeConfiguration
 from dlt.common.typing import TSecretStrValue
 from dlt.extract.resource import DltResource
 
@@ -19,11 +17,9 @@ from gong_source.config import (
     parse_datetime,
     resolve_log_types,
     resolve_time_range,
-    validate_limits,
 )
 from gong_source.limits import RequestGovernor
 from gong_source.pii import PiiPolicy
-from gong_source.report import RunReport
 from gong_source.settings import (
     ACCESS_LOG_RETENTION,
     CURSOR_FIELD,
@@ -32,7 +28,6 @@ from gong_source.settings import (
     DEFAULT_MAX_REQUESTS_PER_RUN,
     DEFAULT_MAX_RETRY_AFTER,
     DEFAULT_SETTLE_LAG,
-    DEFAULT_START_LOOKBACK,
     DEFAULT_WINDOW_ENTRIES,
     ENTRY_KEY_COLUMN,
     GONG_MAX_REQUESTS_PER_SECOND,
@@ -87,81 +82,23 @@ def gong_source(
     """
     run = session or ReadSession()
     if run.plan is None:
-        run.plan = build_plan(
-            base_url=base_url,
-            credentials=credentials,
-            start_date=start_date,
-            end_date=end_date,
-            max_requests_per_second=max_requests_per_second,
-            max_requests_per_run=max_requests_per_run,
-            max_retry_after_seconds=max_retry_after_seconds,
-            settle_lag_seconds=settle_lag_seconds,
-            lookback_seconds=lookback_seconds,
-            access_log_retention_days=access_log_retention_days,
-            window_entries=window_entries,
-            pii=PiiPolicy(pii, pii_salt),
-            now=now,
+        run.plan = ReadPlan(
+            api_url=normalize_base_url(base_url),
+            auth=build_auth(credentials),
+            http=HttpSettings.from_runtime_config(max_retry_after=max_retry_after_seconds),
+            governor=RequestGovernor(max_requests_per_second, max_requests_per_run or None),
             report=run.report,
+            time_range=resolve_time_range(
+                start_date, end_date, now=parse_datetime(now, "sources.gong.now") or utc_now()
+            ),
+            settle_lag=timedelta(seconds=settle_lag_seconds),
+            lookback=timedelta(seconds=lookback_seconds),
+            window_entries=window_entries,
+            access_log_retention=timedelta(days=access_log_retention_days),
+            pii=PiiPolicy(pii, pii_salt),
             one_window_per_load=run.one_window_per_load,
         )
-    plan = run.plan
-    return [log_type_resource(log_type, plan) for log_type in resolve_log_types(log_types)]
-
-
-def build_plan(
-    *,
-    base_url: str,
-    credentials: Optional[GongCredentials],
-    start_date: Optional[str],
-    end_date: Optional[str],
-    max_requests_per_second: float,
-    max_requests_per_run: Optional[int],
-    max_retry_after_seconds: float,
-    settle_lag_seconds: float,
-    lookback_seconds: float,
-    access_log_retention_days: float,
-    window_entries: int,
-    pii: PiiPolicy,
-    now: Optional[str],
-    report: RunReport,
-    one_window_per_load: bool,
-) -> ReadPlan:
-    """Validate the configuration and fix this run's cut-off, limits and HTTP settings."""
-    auth = build_auth(credentials)
-    api_url = normalize_base_url(base_url)
-    validate_limits(
-        max_requests_per_second=max_requests_per_second,
-        max_requests_per_run=max_requests_per_run,
-        max_retry_after_seconds=max_retry_after_seconds,
-        settle_lag_seconds=settle_lag_seconds,
-        lookback_seconds=lookback_seconds,
-        window_entries=window_entries,
-    )
-    clock = parse_datetime(now, "now (sources.gong.now)") or utc_now()
-    time_range = resolve_time_range(start_date, end_date, now=clock, default_start=clock - DEFAULT_START_LOOKBACK)
-    runtime = resolve_configuration(RuntimeConfiguration())
-    return ReadPlan(
-        api_url=api_url,
-        auth=auth,
-        http=HttpSettings(
-            timeout=float(runtime.request_timeout),
-            max_attempts=runtime.request_max_attempts,
-            backoff_factor=runtime.request_backoff_factor,
-            max_retry_after=max_retry_after_seconds,
-        ),
-        governor=RequestGovernor(max_requests_per_second, max_requests_per_run or None),
-        report=report,
-        # Whole seconds, as Gong takes them, so that windows meet exactly.
-        start=time_range.start.replace(microsecond=0),
-        cut_off=(time_range.end or clock - timedelta(seconds=settle_lag_seconds)).replace(microsecond=0),
-        backfill=time_range.end is not None,
-        lookback=timedelta(seconds=lookback_seconds),
-        window_entries=window_entries,
-        access_log_retention=timedelta(days=access_log_retention_days),
-        now=clock,
-        pii=pii,
-        one_window_per_load=one_window_per_load,
-    )
+    return [log_type_resource(log_type, run.plan) for log_type in resolve_log_types(log_types)]
 
 
 def log_type_resource(log_type: LogType, plan: ReadPlan) -> DltResource:

@@ -20,8 +20,9 @@ from typing import Any, Iterator, Optional
 from dlt.sources.helpers.rest_client.auth import AuthConfigBase
 
 from gong_source.client import GongLogsClient, HttpSettings
+from gong_source.config import TimeRange
 from gong_source.entries import EntryKeyer, prepare_entries
-from gong_source.errors import IncompleteWindowError, StoppedEarly
+from gong_source.errors import GongConfigError, IncompleteWindowError, StoppedEarly
 from gong_source.limits import RequestGovernor
 from gong_source.pii import PiiPolicy
 from gong_source.report import LogTypeReport, RunReport
@@ -59,18 +60,32 @@ class ReadPlan:
     http: HttpSettings
     governor: RequestGovernor
     report: RunReport
-    start: datetime
-    cut_off: datetime
-    backfill: bool
+    time_range: TimeRange
+    settle_lag: timedelta
     lookback: timedelta
     window_entries: int
     access_log_retention: timedelta
-    now: datetime
     pii: Optional[PiiPolicy] = None
     one_window_per_load: bool = False
+    start: datetime = field(init=False)
+    cut_off: datetime = field(init=False)
+    backfill: bool = field(init=False)
+    now: datetime = field(init=False)
     spans: dict[str, timedelta] = field(default_factory=dict)
     started: set[str] = field(default_factory=set)
     clients: dict[str, GongLogsClient] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, value in (("settle_lag_seconds", self.settle_lag), ("lookback_seconds", self.lookback)):
+            if value < timedelta(0):
+                raise GongConfigError(f"sources.gong.{name} must be >= 0.")
+        if self.window_entries < PAGE_SIZE:
+            raise GongConfigError(f"sources.gong.window_entries must be at least one page ({PAGE_SIZE}).")
+        self.now = self.time_range.now
+        self.backfill = self.time_range.end is not None
+        # Whole seconds, as Gong takes them, so that windows meet exactly.
+        self.start = self.time_range.start.replace(microsecond=0)
+        self.cut_off = (self.time_range.end or self.now - self.settle_lag).replace(microsecond=0)
 
     def client_for(self, log_type: str, type_report: LogTypeReport) -> GongLogsClient:
         """The log type's client, kept for all loads of the run so its connections are reused."""

@@ -90,14 +90,15 @@ def test_dates_parse_to_utc(value: str, expected: datetime) -> None:
 
 
 def test_time_range_defaults_and_checks() -> None:
-    default_start = NOW - timedelta(days=30)
-    assert resolve_time_range(None, None, NOW, default_start).start == default_start
+    assert resolve_time_range(None, None, NOW).start == NOW - timedelta(days=30)
     with pytest.raises(GongConfigError, match="in the future"):
-        resolve_time_range("2026-12-01", None, NOW, default_start)
+        resolve_time_range("2026-12-01", None, NOW)
     with pytest.raises(GongConfigError, match="not after start_date"):
-        resolve_time_range("2026-02-01", "2026-02-01", NOW, default_start)
+        resolve_time_range("2026-02-01", "2026-02-01", NOW)
     with pytest.raises(GongConfigError, match="not a valid date"):
-        resolve_time_range("2026-02-30", None, NOW, default_start)
+        resolve_time_range("2026-02-30", None, NOW)
+    with pytest.raises(GongConfigError, match="a bounded backfill needs both"):
+        resolve_time_range(None, "2026-02-01", NOW)
 
 
 def test_log_types_accept_lists_and_comma_strings() -> None:
