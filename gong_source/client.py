@@ -207,7 +207,7 @@ def check_logs_response(response: Response, *args: Any, **kwargs: Any) -> None:
         if not isinstance(body, dict) or not isinstance(body.get("logEntries"), list):
             raise GongResponseError(
                 f"{_describe_url(response)} answered 200 with a body that is not Gong's logs response "
-                f"(no 'logEntries' list): {_snippet(response)!r}. Check sources.gong.base_url; the "
+                f"(no 'logEntries' list): {_shape(response)}. Check sources.gong.base_url; the "
                 "page was not treated as empty.",
                 response=response,
             )
@@ -308,7 +308,7 @@ def _json_body(response: Response) -> Any:
     except ValueError:
         raise TruncatedBodyError(
             f"{_describe_url(response)} answered {response.status_code} with a body that is not valid JSON "
-            f"(possibly cut off), also after retries: {_snippet(response)!r}. Nothing from it was loaded; run again.",
+            f"(possibly cut off), also after retries: {_shape(response)}. Nothing from it was loaded; run again.",
             response=response,
         ) from None
 
@@ -329,6 +329,12 @@ def _describe_url(response: Response) -> str:
     parts = urlsplit(response.url)
     query = "&".join(pair for pair in parts.query.split("&") if pair and not pair.startswith("cursor="))
     return f"GET {parts.scheme}://{parts.netloc}{parts.path}" + (f"?{query}" if query else "")
+
+
+def _shape(response: Response) -> str:
+    """Describe a 200 body without quoting it: it may hold log entries, hence personal data."""
+    content_type = response.headers.get("Content-Type", "no content type")
+    return f"{len(response.content)} bytes of {content_type}"
 
 
 def _snippet(response: Response) -> str:

@@ -45,25 +45,33 @@ class EntryKeyer:
 
 
 def prepare_entries(
-    entries: list[Any], log_type: str, keyer: EntryKeyer, first_position: int, pii: Optional[PiiPolicy] = None
+    entries: list[Any],
+    log_type: str,
+    keyer: EntryKeyer,
+    first_position: int,
+    pii: Optional[PiiPolicy] = None,
+    where: str = "",
 ) -> list[dict[str, Any]]:
-    """Key each entry, replace its `eventTime` with a UTC datetime and apply the PII mode, in place.
+    """Apply the PII mode, key each entry and replace its `eventTime` with a UTC datetime, in place.
 
-    `first_position` is the index of the page's first entry in the run, used in error messages.
+    `first_position` is the index of the page's first entry in its window, and `where` names that
+    window; both go into error messages.
     """
     for offset, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise GongEntryError(
-                f"{log_type} entry #{first_position + offset} is a {type(entry).__name__}, not a JSON object."
+                f"{log_type} entry #{first_position + offset}{where} is a {type(entry).__name__}, not a JSON object."
             )
-        entry[ENTRY_KEY_COLUMN] = keyer.key(entry)  # from the entry as Gong sent it: stable whatever the PII mode
         if pii is not None:
+            # Before keying, so that the key cannot confirm a guessed email; entries that become
+            # identical are still kept apart by their occurrence number.
             pii.apply(entry)
+        entry[ENTRY_KEY_COLUMN] = keyer.key(entry)
         try:
             entry[CURSOR_FIELD] = parse_event_time(entry.get(CURSOR_FIELD))
         except ValueError as error:
             raise GongEntryError(
-                f"{log_type} entry #{first_position + offset} has an unusable eventTime "
+                f"{log_type} entry #{first_position + offset}{where} has an unusable eventTime "
                 f"{entry.get(CURSOR_FIELD)!r}: {error}. The run stopped so that no entry is silently dropped."
             ) from None
     return entries

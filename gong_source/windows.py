@@ -217,18 +217,20 @@ def _read_window(
         return window
     if span is not None:
         plan.spans[log_type.name] = min(span * 4, max(span / 4, span * (plan.window_entries / max(total, 1))))
-    window.rows = _window_rows(first, pages, log_type, total, plan, type_report)
+    window.rows = _window_rows(first, pages, log_type, total, plan, window)
     return window
 
 
 def _window_rows(
-    first: Any, rest: Iterator[Any], log_type: LogType, total: int, plan: ReadPlan, type_report: LogTypeReport
+    first: Any, rest: Iterator[Any], log_type: LogType, total: int, plan: ReadPlan, window: _Window
 ) -> Iterator[list[dict[str, Any]]]:
     # One keyer per window: identical entries share an eventTime, hence always a window.
     keyer = EntryKeyer(log_type.name)
+    type_report = plan.report.for_type(log_type.name, log_type.table_name)
+    where = f" of the window [{window.start.isoformat()}, {window.end.isoformat()})"
     position, started = 0, time.monotonic()
     for page in _chain(first, rest):
-        rows = prepare_entries(page.entries, log_type.name, keyer, first_position=position, pii=plan.pii)
+        rows = prepare_entries(page.entries, log_type.name, keyer, position, pii=plan.pii, where=where)
         position += len(rows)
         plan.report.record_page(type_report, rows, CURSOR_FIELD)
         _log_progress(log_type, type_report, position, total, started)

@@ -3,8 +3,9 @@
     python pipelines/gong_logs_pipeline.py                 # incremental run, config from .dlt/ or env
     python pipelines/gong_logs_pipeline.py --demo          # no Gong account: a local sandbox into DuckDB
 
-Exit codes: 0 everything asked for is loaded; 75 stopped early on purpose with progress saved;
-1 any error (the message says what to fix).
+Exit codes: 0 everything asked for is loaded; 75 stopped early on purpose with progress saved
+(budget or Gong's daily quota spent), or another run of the pipeline was in progress; 1 any error
+(the message says what to fix).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dlt.common.destination.exceptions import UnknownDestinationModule
 from dlt.extract.source import DltSource
 from dlt.pipeline.pipeline import Pipeline
 
-from gong_source import GongCredentials, GongError, RunReport, gong_source
+from gong_source import GongConfigError, GongCredentials, GongError, RunReport, gong_source
 from gong_source.config import parse_datetime
 from gong_source.sandbox import GongSandbox
 from gong_source.source import utc_now
@@ -67,7 +68,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = _ArgumentParser(
         prog="gong_logs_pipeline.py",
         description="Incrementally load Gong audit logs (GET /v2/logs) into a dlt destination.",
-        epilog="Exit codes: 0 loaded everything asked for; 75 stopped early with progress saved (run again); 1 error.",
+        epilog=(
+            "Exit codes: 0 loaded everything asked for; 75 stopped early with progress saved, or another run "
+            "was in progress (run again later); 1 error."
+        ),
     )
     parser.add_argument("--start-date", help="where a first run begins, ISO-8601 (default: 30 days ago)")
     parser.add_argument("--end-date", help="exclusive end of a bounded backfill, ISO-8601 (state is not moved)")
@@ -135,7 +139,8 @@ def run(args: argparse.Namespace, session: ReadSession) -> int:
         dataset_name=args.dataset_name or PIPELINE_NAME,
     )
     sources = iter_sources(first_source, lambda: gong_source(session=session, **options))
-    exit_code = load(pipeline, sources, session)
+    with exclusive_run(pipeline):
+        exit_code = load(pipeline, sources, session)
     warn_if_start_date_ignored(args.start_date if not args.end_date else None, session.report)
     return exit_code
 
@@ -169,11 +174,12 @@ def run_demo(args: argparse.Namespace, session: ReadSession) -> int:
             destination=dlt.destinations.duckdb(str(demo_database)),
             dataset_name=PIPELINE_NAME,
         )
-        if not demo_database.exists():
-            pipeline = pipeline.drop()  # the demo database was deleted: start over instead of from stale state
         print(f"Demo: Gong sandbox at {sandbox.url}, loading into {DEMO_DATABASE} (pipeline {DEMO_PIPELINE_NAME}).")
         sources = iter_sources(first_source, lambda: gong_source(session=session, **demo_options))
-        exit_code = load(pipeline, sources, session)
+        with exclusive_run(pipeline):
+            if not demo_database.exists():
+                pipeline = pipeline.drop()  # the demo database was deleted: start over, not from stale state
+            exit_code = load(pipeline, sources, session)
     if exit_code == EXIT_OK and "user_call_play" in pipeline.default_schema.tables:
         print_demo_query(pipeline)
     return exit_code
@@ -184,6 +190,21 @@ def iter_sources(first: DltSource, make_next: Callable[[], DltSource]) -> Iterat
     yield first
     while True:
         yield make_next()
+
+
+def refuse_settings_that_drop_failed_packages() -> None:
+    """Progress is committed with the data; dlt settings that discard a failed package would lose entries."""
+    dangerous = {
+        "load.raise_on_failed_jobs": False,  # a failed package would be reported as loaded
+        "load.auto_abort_on_terminal_error": True,  # a failed package would be thrown away
+    }
+    for key, value in dangerous.items():
+        configured: Any = dlt.config.get(key)
+        if configured is not None and str(configured).lower() == str(value).lower():
+            raise GongConfigError(
+                f"{key} = {value} would let a failed load drop entries while their progress is kept. "
+                f"Remove that setting (env {key.upper().replace('.', '__')})."
+            )
 
 
 @contextmanager
@@ -209,12 +230,11 @@ def exclusive_run(pipeline: Pipeline) -> Iterator[None]:
 
 
 def load(pipeline: Pipeline, sources: Iterator[DltSource], session: ReadSession) -> int:
-    """Load window after window until every log type is complete or the run stops early; then report."""
-    with exclusive_run(pipeline):
-        return _load(pipeline, sources, session)
+    """Load window after window until every log type is complete or the run stops early; then report.
 
-
-def _load(pipeline: Pipeline, sources: Iterator[DltSource], session: ReadSession) -> int:
+    Call it holding `exclusive_run(pipeline)`.
+    """
+    refuse_settings_that_drop_failed_packages()
     report, row_counts, loads = session.report, Counter[str](), 0
     if pipeline.has_pending_data:
         print("Finishing a load package left by an earlier run before reading anything new.", file=sys.stderr)

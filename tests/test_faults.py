@@ -54,34 +54,50 @@ def test_random_5xx_on_10_percent_of_requests(tmp_path: Path) -> None:
         assert_all_tables_equal_truth(workspace, sandbox)
 
 
+RETRIED = "retried within the run"
+NEXT_RUN = "fails the run, the next one succeeds"
+
+
 @pytest.mark.parametrize(
-    "faults",
+    ("faults", "outcome"),
     [
         pytest.param(
-            [Fault(429, {"requestId": "s", "errors": ["slow"]}, headers={"Retry-After": "1"}, times=6)], id="429-storm"
+            [Fault(429, {"requestId": "s", "errors": ["slow"]}, headers={"Retry-After": "1"}, times=6)],
+            RETRIED,
+            id="429-storm",
         ),
-        pytest.param([Fault(429, {"requestId": "n", "errors": ["slow"]}, times=3)], id="429-without-retry-after"),
-        pytest.param([Fault(action="reset", times=2)], id="connection-reset-mid-body"),
-        pytest.param([Fault(action="truncate", times=2)], id="body-cut-in-half"),
-        pytest.param([Fault(action="delay", delay=3.0, times=1)], id="slower-than-timeout"),
-        pytest.param([Fault(200, "<html>maintenance</html>", content_type="text/html", times=6)], id="html-200"),
-        pytest.param([Fault(200, {"requestId": "x", "records": {}}, times=1)], id="json-without-logEntries"),
         pytest.param(
-            [Fault(200, {"requestId": "x", "logEntries": {"not": "a list"}}, times=1)], id="logEntries-not-a-list"
+            [Fault(429, {"requestId": "n", "errors": ["slow"]}, times=3)], RETRIED, id="429-without-retry-after"
+        ),
+        pytest.param([Fault(action="reset", times=2)], RETRIED, id="connection-reset-mid-body"),
+        pytest.param([Fault(action="truncate", times=2)], RETRIED, id="body-cut-in-half"),
+        pytest.param([Fault(action="delay", delay=3.0, times=1)], RETRIED, id="slower-than-timeout"),
+        pytest.param(
+            [Fault(200, "<html>maintenance</html>", content_type="text/html", times=6)], RETRIED, id="html-200"
+        ),
+        pytest.param([Fault(200, {"requestId": "x", "records": {}}, times=1)], NEXT_RUN, id="json-without-logEntries"),
+        pytest.param(
+            [Fault(200, {"requestId": "x", "logEntries": {"not": "a list"}}, times=1)],
+            NEXT_RUN,
+            id="logEntries-not-a-list",
         ),
         pytest.param(
             [Fault(503, {"requestId": "f", "errors": ["down"]}, follow_up_pages_only=True, times=2)],
+            RETRIED,
             id="5xx-mid-cursor",
         ),
     ],
 )
-def test_fault_then_reruns_end_equal_to_truth(workspace: Workspace, sandbox: GongSandbox, faults: list[Fault]) -> None:
+def test_fault_then_reruns_end_equal_to_truth(
+    workspace: Workspace, sandbox: GongSandbox, faults: list[Fault], outcome: str
+) -> None:
     for fault in faults:
         sandbox.add_fault(fault)
 
     runs = run_until_success(workspace, "--start-date", START_DATE, env={"RUNTIME__REQUEST_TIMEOUT": "1"})
 
     assert sandbox.pending_faults == 0, "every fault was served"
+    assert len(runs) == (1 if outcome == RETRIED else 2), [run.output for run in runs]
     assert_all_tables_equal_truth(workspace, sandbox)
     assert all("Traceback" not in run.output for run in runs)
 
@@ -89,8 +105,8 @@ def test_fault_then_reruns_end_equal_to_truth(workspace: Workspace, sandbox: Gon
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
-        ({"userId": "1", "logRecord": {}}, "AccessLog entry #0 has an unusable eventTime None"),
-        ({"eventTime": "last tuesday", "logRecord": {}}, "AccessLog entry #0 has an unusable eventTime 'last tuesday'"),
+        ({"userId": "1", "logRecord": {}}, "has an unusable eventTime None"),
+        ({"eventTime": "last tuesday", "logRecord": {}}, "has an unusable eventTime 'last tuesday'"),
     ],
 )
 def test_an_entry_without_a_usable_event_time_fails_clearly(
@@ -103,6 +119,7 @@ def test_an_entry_without_a_usable_event_time_fails_clearly(
 
     assert failed.returncode == 1
     assert message in failed.stderr and "no entry is silently dropped" in failed.stderr
+    assert "AccessLog entry #0 of the window [2026-01-01T00:00:00+00:00, 2026-01-02T06:00:00+00:00)" in failed.stderr
     assert "access_log" not in workspace.tables()
 
 

@@ -341,6 +341,12 @@ def _handler_for(sandbox: GongSandbox) -> Callable[..., BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
+            try:
+                self._answer()
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client gave up (its timeout): nothing to answer to
+
+        def _answer(self) -> None:
             parts = urlsplit(self.path)
             reply = sandbox.handle(parts.path, parts.query, self.headers.get("Authorization"))
             if reply.delay:
