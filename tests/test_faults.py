@@ -5,10 +5,12 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from gong_source.sandbox import Fault, GongSandbox, SandboxClock, SyntheticLogs
@@ -56,6 +58,16 @@ def test_random_5xx_on_10_percent_of_requests(tmp_path: Path) -> None:
 
 RETRIED = "retried within the run"
 NEXT_RUN = "fails the run, the next one succeeds"
+LOOPING_PAGE = {
+    "requestId": "loop",
+    "records": {"totalRecords": 300, "currentPageSize": 1, "currentPageNumber": 0, "cursor": "same-cursor"},
+    "logEntries": [{"eventTime": "2026-01-01T00:00:00Z", "logRecord": {}}],
+}
+NO_EVENT_TIME_PAGE = {
+    "requestId": "bad",
+    "records": {"totalRecords": 1, "currentPageSize": 1},
+    "logEntries": [{"userId": "1", "logRecord": {}}],
+}
 
 
 @pytest.mark.parametrize(
@@ -86,6 +98,8 @@ NEXT_RUN = "fails the run, the next one succeeds"
             RETRIED,
             id="5xx-mid-cursor",
         ),
+        pytest.param([Fault(200, LOOPING_PAGE, log_type="AccessLog", times=2)], NEXT_RUN, id="repeating-cursor"),
+        pytest.param([Fault(200, NO_EVENT_TIME_PAGE, log_type="AccessLog")], NEXT_RUN, id="entry-without-eventTime"),
     ],
 )
 def test_fault_then_reruns_end_equal_to_truth(
@@ -180,3 +194,27 @@ def test_sigkill_at_any_point_then_reruns_end_equal_to_truth(
     assert len(runs) == 1, "one scheduled run finishes what was pending and becomes current"
     if then_wait:  # killed after extract: the package it left is finished first, in the same run
         assert "Finishing a load package left by an earlier run" in runs[0].stderr
+
+
+def test_a_failed_load_is_finished_by_the_next_run_which_then_reads_on(
+    workspace: Workspace, sandbox: GongSandbox
+) -> None:
+    assert workspace.run("--start-date", START_DATE).returncode == 0
+    sandbox.clock.advance(timedelta(hours=1))
+    gate = threading.Event()
+    sandbox.add_fault(Fault(action="gate", gate=gate, log_type="AccessLog"))
+    process = start_pipeline(workspace)
+    wait_for_requests(sandbox, len(sandbox.stats.requests) + 1, process)
+    # The run is extracting; hold DuckDB's file lock so that its load step cannot write.
+    with duckdb.connect(str(workspace.root / "gong_audit.duckdb")):
+        gate.set()
+        _, failed_err = process.communicate(timeout=120)
+    assert process.returncode == 1, failed_err
+    assert "step=load" in failed_err, failed_err
+    sandbox.clock.advance(timedelta(hours=1))  # more entries before the next scheduled run
+
+    next_run = workspace.run()
+
+    assert next_run.returncode == 0, next_run.output
+    assert "Finishing a load package left by an earlier run" in next_run.stderr
+    assert_all_tables_equal_truth(workspace, sandbox)

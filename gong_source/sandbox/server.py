@@ -55,7 +55,8 @@ class Fault:
 
     `action` "respond" serves the canned status and body instead of the real answer; "reset" sends
     the real answer's headers and half its body, then drops the connection; "truncate" serves the
-    real 200 cut in half (invalid JSON, consistent Content-Length); "delay" answers after `delay` s.
+    real 200 cut in half (invalid JSON, consistent Content-Length); "delay" answers after `delay` s;
+    "gate" answers once the test opens `gate`, so a test can act while the pipeline is mid-run.
     """
 
     status: int = 200
@@ -68,6 +69,8 @@ class Fault:
     """Serve only to requests that carry a cursor (page 2 and later)."""
     action: str = "respond"
     delay: float = 0.0
+    gate: Optional[threading.Event] = None
+    """With action "gate": hold the real answer until the test sets this event (at most 60 s)."""
 
 
 @dataclass
@@ -195,6 +198,8 @@ class GongSandbox:
             reply.body = body[: len(body) // 2]
         elif fault is not None and fault.action == "delay":
             reply.delay = fault.delay
+        elif fault is not None and fault.action == "gate" and fault.gate is not None:
+            fault.gate.wait(timeout=60)
         with self._lock:
             self.stats.statuses[status] += 1
             self.stats.answers.append((time.monotonic(), status))
