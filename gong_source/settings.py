@@ -57,7 +57,7 @@ GONG_MAX_REQUESTS_PER_SECOND: Final = 3.0
 GONG_DAILY_QUOTA: Final = 10_000
 """Gong's documented per-company daily request quota."""
 
-DEFAULT_MAX_REQUESTS_PER_RUN: Final = 2_500
+DEFAULT_MAX_REQUESTS_PER_RUN: Final = GONG_DAILY_QUOTA // 4
 """A quarter of the daily quota: a scheduled run leaves room for other runs and other integrations."""
 
 RATE_SAFETY_MARGIN: Final = 1.08
