@@ -1,0 +1,373 @@
+"""The command line of gong-logs (`pipelines/gong_logs_pipeline.py`, or the installed `gong-logs`).
+
+    gong-logs                 # incremental run, config from .dlt/ or env
+    gong-logs --demo          # no Gong account: a local sandbox into DuckDB
+
+Exit codes: 0 everything asked for is loaded; 75 stopped early on purpose with progress saved
+(budget or Gong's daily quota spent), or another run of the pipeline was in progress; 1 any error
+(the message says what to fix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import logging
+import sys
+from collections import Counter
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable, Iterator, NoReturn, Optional, Sequence
+
+import dlt
+from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.common.destination.exceptions import UnknownDestinationModule
+from dlt.extract.source import DltSource
+from dlt.pipeline.pipeline import Pipeline
+
+from gong_source import GongConfigError, GongCredentials, GongError, RunReport, gong_source
+from gong_source.config import parse_datetime
+from gong_source.sandbox import GongSandbox
+from gong_source.source import utc_now
+from gong_source.windows import ReadSession
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_STOPPED_EARLY = 75  # EX_TEMPFAIL: progress is saved, run again later to continue
+
+PIPELINE_NAME = "gong_logs"
+DUCKDB_FILE = "gong_audit.duckdb"
+"""Not `gong_logs.duckdb`: DuckDB cannot resolve a schema (dataset) named like its catalog (file)."""
+DEMO_PIPELINE_NAME = "gong_logs_demo"
+DEMO_DATABASE = "gong_logs_demo.duckdb"
+DEMO_HISTORY = timedelta(days=2)
+DEMO_QUERY = """
+SELECT user_email_address, count(*) AS plays, round(sum(log_record__play_duration_seconds) / 60.0) AS minutes
+FROM {table}
+GROUP BY user_email_address
+ORDER BY plays DESC, user_email_address
+LIMIT 5
+"""
+
+
+class AnotherRunInProgress(GongError):
+    """The pipeline is already running in another process."""
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """Exit 1 (not argparse's 2): every error of this job has the same exit code."""
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\nRun with --help to see every option.\n")
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = _ArgumentParser(
+        prog="gong-logs",
+        description="Incrementally load Gong audit logs (GET /v2/logs) into a dlt destination.",
+        epilog=(
+            "Exit codes: 0 loaded everything asked for; 75 stopped early with progress saved, or another run "
+            "was in progress (run again later); 1 error."
+        ),
+    )
+    parser.add_argument("--start-date", help="where a first run begins, ISO-8601 (default: 30 days ago)")
+    parser.add_argument("--end-date", help="exclusive end of a bounded backfill, ISO-8601 (state is not moved)")
+    parser.add_argument("--log-types", help="comma-separated subset, e.g. AccessLog,UserCallPlay (default: all five)")
+    parser.add_argument("--destination", help=f"any dlt destination name (default: duckdb, file {DUCKDB_FILE})")
+    parser.add_argument("--dataset-name", help="dataset (schema) to load into (default: gong_logs)")
+    parser.add_argument("--summary-json", metavar="PATH", help="also write a machine-readable run summary here")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help=f"start a local Gong sandbox and load it into {DEMO_DATABASE}; needs no Gong account",
+    )
+    args = parser.parse_args(argv)
+    if args.demo and (args.destination or args.dataset_name):
+        parser.error(f"--demo always loads into its own {DEMO_DATABASE}; drop --destination/--dataset-name.")
+    return args
+
+
+def source_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The source arguments given on the command line; the rest come from dlt config."""
+    options = {"start_date": args.start_date, "end_date": args.end_date, "log_types": args.log_types}
+    return {name: value for name, value in options.items() if value is not None}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the job and return its exit code."""
+    args = parse_args(argv)
+    configure_logging()
+    session = ReadSession(one_window_per_load=True)
+    exit_code, error = EXIT_ERROR, None
+    try:
+        exit_code = run_demo(args, session) if args.demo else run(args, session)
+    except AnotherRunInProgress as busy:
+        exit_code, error = EXIT_STOPPED_EARLY, str(busy)
+        print(f"SKIPPED (exit {EXIT_STOPPED_EARLY}): {busy}", file=sys.stderr)
+    except Exception as failure:
+        error = explain(failure)
+        print(f"ERROR: {error}", file=sys.stderr)
+    finally:
+        if session.plan:
+            session.plan.close()
+        if args.summary_json:
+            # Written whatever happened, so that a monitor never reads a stale success.
+            write_summary_json(Path(args.summary_json), session, exit_code, error)
+    return exit_code
+
+
+def configure_logging() -> None:
+    """Plans, progress and warnings of the connector go to stderr; dlt keeps its own logger."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    connector_logger = logging.getLogger("gong_source")
+    connector_logger.addHandler(handler)
+    connector_logger.setLevel(logging.INFO)
+    connector_logger.propagate = False
+
+
+def run(args: argparse.Namespace, session: ReadSession) -> int:
+    """The production job: Gong (from config) into the chosen destination."""
+    options = source_options(args)
+    first_source = gong_source(session=session, **options)  # validates the configuration before anything else
+    pipeline = dlt.pipeline(
+        pipeline_name=PIPELINE_NAME,
+        destination=destination_for(args.destination or "duckdb"),
+        dataset_name=args.dataset_name or PIPELINE_NAME,
+    )
+    sources = iter_sources(first_source, lambda: gong_source(session=session, **options))
+    with exclusive_run(pipeline):
+        exit_code = load(pipeline, sources, session)
+    warn_if_start_date_ignored(args.start_date if not args.end_date else None, session.report)
+    return exit_code
+
+
+def destination_for(name: str) -> Any:
+    """The destination to load into; DuckDB defaults to DUCKDB_FILE unless its credentials are configured."""
+    configured: Any = dlt.secrets.get("destination.duckdb.credentials") or dlt.config.get(
+        "destination.duckdb.credentials"
+    )
+    if name == "duckdb" and not configured:
+        return dlt.destinations.duckdb(str(Path.cwd() / DUCKDB_FILE))
+    return name
+
+
+def run_demo(args: argparse.Namespace, session: ReadSession) -> int:
+    """Serve synthetic logs from a local sandbox and load them into a separate demo database."""
+    with GongSandbox() as sandbox:
+        options = {"start_date": (utc_now() - DEMO_HISTORY).isoformat(), **source_options(args)}
+        demo_database = Path.cwd() / DEMO_DATABASE
+        credentials = GongCredentials(access_key=sandbox.access_key, access_key_secret=sandbox.access_key_secret)
+        demo_options = {
+            "base_url": sandbox.url,
+            "credentials": credentials,
+            "now": utc_now().isoformat(),  # the sandbox follows the wall clock, whatever sources.gong.now says
+            "max_requests_per_second": 50,  # a local sandbox has no Gong limit to respect
+            **options,
+        }
+        first_source = gong_source(session=session, **demo_options)
+        pipeline = dlt.pipeline(
+            pipeline_name=DEMO_PIPELINE_NAME,
+            destination=dlt.destinations.duckdb(str(demo_database)),
+            dataset_name=PIPELINE_NAME,
+        )
+        print(f"Demo: Gong sandbox at {sandbox.url}, loading into {DEMO_DATABASE} (pipeline {DEMO_PIPELINE_NAME}).")
+        sources = iter_sources(first_source, lambda: gong_source(session=session, **demo_options))
+        with exclusive_run(pipeline):
+            if not demo_database.exists():
+                pipeline = pipeline.drop()  # the demo database was deleted: start over, not from stale state
+            exit_code = load(pipeline, sources, session)
+    if exit_code == EXIT_OK and "user_call_play" in pipeline.default_schema.tables:
+        print_demo_query(pipeline)
+    return exit_code
+
+
+def iter_sources(first: DltSource, make_next: Callable[[], DltSource]) -> Iterator[DltSource]:
+    """The run's first source, then a new one per further load (they share the run's session)."""
+    yield first
+    while True:
+        yield make_next()
+
+
+def refuse_settings_that_drop_failed_packages() -> None:
+    """Progress is committed with the data; dlt settings that discard a failed package would lose entries."""
+    dangerous = {
+        "load.raise_on_failed_jobs": False,  # a failed package would be reported as loaded
+        "load.auto_abort_on_terminal_error": True,  # a failed package would be thrown away
+    }
+    for key, value in dangerous.items():
+        configured: Any = dlt.config.get(key)
+        if configured is not None and str(configured).lower() == str(value).lower():
+            raise GongConfigError(
+                f"{key} = {value} would let a failed load drop entries while their progress is kept. "
+                f"Remove that setting (env {key.upper().replace('.', '__')})."
+            )
+
+
+@contextmanager
+def exclusive_run(pipeline: Pipeline) -> Iterator[None]:
+    """Hold a lock beside the pipeline's working directory; a second concurrent run refuses to start.
+
+    dlt has no lock of its own, and two runs of one pipeline would race on its state and packages.
+    """
+    lock_path = Path(pipeline.pipelines_dir) / f"{pipeline.pipeline_name}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a+") as lock_file:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AnotherRunInProgress(
+                f"Another run of pipeline {pipeline.pipeline_name} is in progress (lock {lock_path}); this run "
+                "did nothing. Let it finish; schedule runs so they do not overlap."
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def load(pipeline: Pipeline, sources: Iterator[DltSource], session: ReadSession) -> int:
+    """Load window after window until every log type is complete or the run stops early; then report.
+
+    Call it holding `exclusive_run(pipeline)`.
+    """
+    refuse_settings_that_drop_failed_packages()
+    report, row_counts, loads = session.report, Counter[str](), 0
+    if pipeline.has_pending_data:
+        print("Finishing a load package left by an earlier run before reading anything new.", file=sys.stderr)
+        pipeline.run()
+    for source in sources:
+        sent_before = session.plan.governor.total_sent if session.plan else 0
+        pipeline.run(source)
+        loads += 1
+        session.loads = loads
+        normalize_info = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None
+        row_counts.update(normalize_info.row_counts if normalize_info else {})
+        if report.complete or report.stopped_reason:
+            break
+        if session.plan is None or session.plan.governor.total_sent == sent_before:
+            raise GongError("A load read nothing new although some log types are incomplete; stopping, not looping.")
+    governor = session.plan.governor if session.plan else None
+    session.count_requests()
+    print_summary(report, dict(row_counts), loads)
+    if report.stopped_reason:
+        left = "unlimited" if governor is None or governor.remaining is None else governor.remaining
+        print(
+            f"STOPPED EARLY (exit {EXIT_STOPPED_EARLY}): {report.stopped_reason}. Everything read so far is loaded "
+            f"and progress is saved ({governor.total_sent if governor else 0} requests this run, budget left: "
+            f"{left}). The next run continues where this one stopped.",
+            file=sys.stderr,
+        )
+    for warning in report.warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
+    return EXIT_STOPPED_EARLY if report.stopped_reason else EXIT_OK
+
+
+def write_summary_json(path: Path, session: ReadSession, exit_code: int, error: Optional[str]) -> None:
+    """The machine-readable run summary, written atomically for monitoring."""
+    report = session.report
+    governor = session.plan.governor if session.plan else None
+    session.count_requests()
+    summary = {
+        "exit_code": exit_code,
+        "error": error,
+        "complete": report.complete and exit_code == EXIT_OK,
+        "stopped_reason": report.stopped_reason,
+        "loads": session.loads,
+        "requests": governor.total_sent if governor else 0,
+        "budget_remaining": governor.remaining if governor else None,
+        "warnings": report.warnings,
+        "log_types": [type_report.as_dict() for type_report in report.log_types.values()],
+    }
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(summary, indent=2))
+    temporary.replace(path)
+
+
+def warn_if_start_date_ignored(start_date: Optional[str], report: RunReport) -> None:
+    """Say so when --start-date had no effect because incremental state already exists."""
+    requested = parse_datetime(start_date, "--start-date")
+    if requested is None:
+        return
+    continued = [r for r in report.log_types.values() if r.window_start and r.window_start > requested]
+    if continued:
+        print(
+            f"NOTE: --start-date {start_date} was ignored for {', '.join(r.log_type for r in continued)}: they "
+            "continue from their saved state. To re-load older history, run a bounded backfill with "
+            "--start-date and --end-date; it merges into the same tables without moving the state.",
+            file=sys.stderr,
+        )
+
+
+def print_summary(report: RunReport, row_counts: dict[str, int], loads: int) -> None:
+    """Rows loaded per table, and the eventTime range each log type covered."""
+    print(
+        "Log type                     window asked for (UTC)                        requests fetched  "
+        "eventTime range fetched"
+    )
+    for type_report in report.log_types.values():
+        window = f"[{_short(type_report.window_start)}, {_short(type_report.window_end)})"
+        seen = (
+            f"{_short(type_report.first_event_time)} .. {_short(type_report.last_event_time)}"
+            if type_report.first_event_time
+            else "no new entries"
+        )
+        state = "" if type_report.complete else "  (incomplete)"
+        print(
+            f"{type_report.log_type:<28} {window:<46} {type_report.requests:>8} {type_report.entries:>7}  {seen}{state}"
+        )
+    tables = {name: count for name, count in sorted(row_counts.items()) if not name.startswith("_dlt")}
+    print(
+        f"Rows written per table in {loads} load(s) (re-read entries are merged, never duplicated):"
+        if tables
+        else "Rows written per table: none (nothing new)"
+    )
+    for name, count in tables.items():
+        print(f"  {name:<70} {count:>8}")
+
+
+def print_demo_query(pipeline: Pipeline) -> None:
+    """Show one example audit question answered in SQL on the demo database."""
+    with pipeline.sql_client() as client:
+        query = DEMO_QUERY.format(table=client.make_qualified_table_name("user_call_play"))
+        rows = client.execute_sql(query) or []
+    print("\nExample query: who played the most calls (all loads so far)")
+    print(query.strip())
+    for email, plays, minutes in rows:
+        print(f"  {email:<40} {plays:>5} plays {minutes:>7} min")
+
+
+def explain(error: BaseException) -> str:
+    """A one-paragraph, secret-free explanation of a failure, preferring our own messages."""
+    for cause in _causes(error):
+        if isinstance(cause, GongError):
+            return str(cause)
+        if isinstance(cause, UnknownDestinationModule):
+            return (
+                f"dlt does not know the destination {cause.ref!r}. Use a dlt destination name "
+                "such as duckdb, postgres, bigquery, snowflake or filesystem, and install its extra "
+                "(pip install 'dlt[postgres]')."
+            )
+        if isinstance(cause, ConfigFieldMissingException):
+            return f"A required setting is missing: {cause}"
+    return f"{type(error).__name__}: {error}"
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """The error and everything it wraps (dlt wraps step failures several levels deep)."""
+    chain: list[BaseException] = []
+    pending: list[Optional[BaseException]] = [error]
+    while pending:
+        current = pending.pop(0)
+        if current is None or current in chain:
+            continue
+        chain.append(current)
+        pending += [current.__cause__, current.__context__, getattr(current, "exception", None)]
+    return chain
+
+
+def _short(moment: Any) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
