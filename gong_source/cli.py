@@ -31,6 +31,7 @@ from gong_source import GongConfigError, GongCredentials, GongError, RunReport, 
 from gong_source.config import parse_datetime
 from gong_source.sandbox import GongSandbox
 from gong_source.source import utc_now
+from gong_source.views import create_audit_views
 from gong_source.windows import ReadSession
 
 EXIT_OK = 0
@@ -253,6 +254,11 @@ def load(pipeline: Pipeline, sources: Iterator[DltSource], session: ReadSession)
     governor = session.plan.governor if session.plan else None
     session.count_requests()
     print_summary(report, dict(row_counts), loads)
+    try:
+        views = create_audit_views(pipeline)
+        print(f"Audit views: {', '.join(views) or 'none yet (their columns are not loaded)'}")
+    except Exception as error:  # the data is loaded; views are a convenience, so warn instead
+        report.warn(f"the audit views were not created ({explain(error)}); the tables are loaded")
     if report.stopped_reason:
         left = "unlimited" if governor is None or governor.remaining is None else governor.remaining
         print(
