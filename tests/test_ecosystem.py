@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dlt
+import yaml
 
 from gong_source.sandbox import GongSandbox
 from gong_source.settings import LOG_TYPES
@@ -63,3 +64,21 @@ def test_audit_views_answer_their_questions_and_survive_new_fields(workspace: Wo
     assert one("SELECT sum(failed_logins) FROM gong_logs.v_access_by_ip") == failed > 0
     with_user = sum(1 for rows in entries.values() for e in rows if "userEmailAddress" in e)
     assert one("SELECT sum(events) FROM gong_logs.v_daily_activity") == with_user
+
+
+def test_the_github_actions_recipe_is_valid_and_safe() -> None:
+    recipe = Path(__file__).resolve().parent.parent / "deploy" / "github-actions" / "gong-logs.yml"
+    workflow = yaml.safe_load(recipe.read_text())
+
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
+    assert triggers["schedule"][0]["cron"]
+    assert workflow["concurrency"]["cancel-in-progress"] is False
+    (job,) = workflow["jobs"].values()
+    assert all(
+        value.startswith("${{")
+        for value in job["env"].values()
+        if "CREDENTIALS" in str(value) or "secrets" in str(value)
+    )
+    assert "SOURCES__GONG__CREDENTIALS__ACCESS_KEY_SECRET" in job["env"]
+    run_step = next(step for step in job["steps"] if "gong-logs" in step.get("run", ""))
+    assert "--destination postgres" in run_step["run"] and '"$code" -eq 75' in run_step["run"]
