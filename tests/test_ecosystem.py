@@ -74,11 +74,7 @@ def test_the_github_actions_recipe_is_valid_and_safe() -> None:
     assert triggers["schedule"][0]["cron"]
     assert workflow["concurrency"]["cancel-in-progress"] is False
     (job,) = workflow["jobs"].values()
-    assert all(
-        value.startswith("${{")
-        for value in job["env"].values()
-        if "CREDENTIALS" in str(value) or "secrets" in str(value)
-    )
-    assert "SOURCES__GONG__CREDENTIALS__ACCESS_KEY_SECRET" in job["env"]
+    secrets = {key: value for key, value in job["env"].items() if "CREDENTIALS" in key}
+    assert len(secrets) == 3 and all(value.startswith("${{ secrets.") for value in secrets.values())
     run_step = next(step for step in job["steps"] if "gong-logs" in step.get("run", ""))
     assert "--destination postgres" in run_step["run"] and '"$code" -eq 75' in run_step["run"]
