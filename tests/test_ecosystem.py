@@ -78,3 +78,20 @@ def test_the_github_actions_recipe_is_valid_and_safe() -> None:
     assert len(secrets) == 3 and all(value.startswith("${{ secrets.") for value in secrets.values())
     run_step = next(step for step in job["steps"] if "gong-logs" in step.get("run", ""))
     assert "--destination postgres" in run_step["run"] and '"$code" -eq 75' in run_step["run"]
+
+
+def test_dlt_pipeline_info_works_after_a_run(workspace: Workspace) -> None:
+    assert workspace.run("--start-date", START_DATE, "--log-types", "AccessLog").returncode == 0
+    dlt_command = Path(sys.executable).with_name("dlt")
+
+    info = subprocess.run(
+        [str(dlt_command), "pipeline", "gong_logs", "info"],
+        cwd=workspace.root,
+        env=workspace.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert info.returncode == 0, info.stderr
+    assert "pipeline_name: gong_logs" in info.stdout and "dataset_name: gong_logs" in info.stdout
