@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
 
 import dlt
+import duckdb
 import yaml
 
+from gong_source import GongCredentials, gong_source
 from gong_source.sandbox import GongSandbox
 from gong_source.settings import LOG_TYPES
 from tests.conftest import EPOCH, START_DATE, Workspace, truth_event_times
@@ -95,3 +98,36 @@ def test_dlt_pipeline_info_works_after_a_run(workspace: Workspace) -> None:
 
     assert info.returncode == 0, info.stderr
     assert "pipeline_name: gong_logs" in info.stdout and "dataset_name: gong_logs" in info.stdout
+
+
+def test_the_airflow_recipe_runs_the_source_as_a_library(tmp_path: Path, sandbox: GongSandbox) -> None:
+    # Airflow is not installed here: check the DAG's shape, then run what its task runs, in process.
+    dag_source = (Path(__file__).resolve().parent.parent / "deploy" / "airflow" / "gong_logs_dag.py").read_text()
+    tree = ast.parse(dag_source)
+    called = {
+        node.func.attr for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+    }
+    assert (
+        {"add_run", "pipeline"} <= called and "PipelineTasksGroup" in dag_source and "max_active_runs=1" in dag_source
+    )
+
+    pipeline = dlt.pipeline(
+        pipeline_name="gong_logs_airflow_task",
+        pipelines_dir=str(tmp_path / "pipelines"),
+        destination=dlt.destinations.duckdb(str(tmp_path / "airflow.duckdb")),
+        dataset_name="gong_logs",
+    )
+    source = gong_source(
+        base_url=sandbox.url,
+        credentials=GongCredentials(access_key=sandbox.access_key, access_key_secret=sandbox.access_key_secret),
+        start_date=START_DATE,
+        now=sandbox.clock.now().isoformat(),
+        settle_lag_seconds=0,
+        max_requests_per_second=1000,
+    )
+    pipeline.run(source)
+
+    with duckdb.connect(str(tmp_path / "airflow.duckdb"), read_only=True) as connection:
+        for log_type in LOG_TYPES:
+            rows = connection.execute(f"SELECT count(*) FROM gong_logs.{log_type.table_name}").fetchone()
+            assert rows == (sum(truth_event_times(sandbox, log_type.name).values()),), log_type.name
