@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import subprocess
 import sys
 from datetime import timedelta
@@ -128,6 +129,39 @@ def test_the_airflow_recipe_runs_the_source_as_a_library(tmp_path: Path, sandbox
     pipeline.run(source)
 
     with duckdb.connect(str(tmp_path / "airflow.duckdb"), read_only=True) as connection:
+        for log_type in LOG_TYPES:
+            rows = connection.execute(f"SELECT count(*) FROM gong_logs.{log_type.table_name}").fetchone()
+            assert rows == (sum(truth_event_times(sandbox, log_type.name).values()),), log_type.name
+
+
+def test_the_dagster_recipe_materializes_every_table(tmp_path: Path, sandbox: GongSandbox) -> None:
+    from dagster import materialize
+    from dagster_dlt import DagsterDltResource
+
+    recipe_path = Path(__file__).resolve().parent.parent / "deploy" / "dagster" / "gong_logs_assets.py"
+    spec = importlib.util.spec_from_file_location("gong_logs_assets", recipe_path)
+    assert spec is not None and spec.loader is not None
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    source = gong_source(
+        base_url=sandbox.url,
+        credentials=GongCredentials(access_key=sandbox.access_key, access_key_secret=sandbox.access_key_secret),
+        start_date=START_DATE,
+        now=sandbox.clock.now().isoformat(),
+        settle_lag_seconds=0,
+        max_requests_per_second=1000,
+    )
+    pipeline = dlt.pipeline(
+        pipeline_name="gong_logs_dagster",
+        pipelines_dir=str(tmp_path / "pipelines"),
+        destination=dlt.destinations.duckdb(str(tmp_path / "dagster.duckdb")),
+        dataset_name="gong_logs",
+    )
+
+    result = materialize([recipe.gong_log_assets(source, pipeline)], resources={"dlt": DagsterDltResource()})
+
+    assert result.success
+    with duckdb.connect(str(tmp_path / "dagster.duckdb"), read_only=True) as connection:
         for log_type in LOG_TYPES:
             rows = connection.execute(f"SELECT count(*) FROM gong_logs.{log_type.table_name}").fetchone()
             assert rows == (sum(truth_event_times(sandbox, log_type.name).values()),), log_type.name
