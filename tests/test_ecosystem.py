@@ -12,11 +12,31 @@ from pathlib import Path
 import dlt
 import duckdb
 import yaml
+from dlt.extract.source import DltSource
 
 from gong_source import GongCredentials, gong_source
 from gong_source.sandbox import GongSandbox
 from gong_source.settings import LOG_TYPES
 from tests.conftest import EPOCH, START_DATE, Workspace, truth_event_times
+
+
+def sandbox_source(sandbox: GongSandbox) -> DltSource:
+    """The source as a library user builds it, pointed at the sandbox."""
+    return gong_source(
+        base_url=sandbox.url,
+        credentials=GongCredentials(access_key=sandbox.access_key, access_key_secret=sandbox.access_key_secret),
+        start_date=START_DATE,
+        now=sandbox.clock.now().isoformat(),
+        settle_lag_seconds=0,
+        max_requests_per_second=1000,
+    )
+
+
+def assert_counts_equal_truth(database: Path, sandbox: GongSandbox) -> None:
+    with duckdb.connect(str(database), read_only=True) as connection:
+        for log_type in LOG_TYPES:
+            rows = connection.execute(f"SELECT count(*) FROM gong_logs.{log_type.table_name}").fetchone()
+            assert rows == (sum(truth_event_times(sandbox, log_type.name).values()),), log_type.name
 
 
 def test_the_installed_gong_logs_command_is_the_pipeline() -> None:
@@ -118,20 +138,10 @@ def test_the_airflow_recipe_runs_the_source_as_a_library(tmp_path: Path, sandbox
         destination=dlt.destinations.duckdb(str(tmp_path / "airflow.duckdb")),
         dataset_name="gong_logs",
     )
-    source = gong_source(
-        base_url=sandbox.url,
-        credentials=GongCredentials(access_key=sandbox.access_key, access_key_secret=sandbox.access_key_secret),
-        start_date=START_DATE,
-        now=sandbox.clock.now().isoformat(),
-        settle_lag_seconds=0,
-        max_requests_per_second=1000,
-    )
+    source = sandbox_source(sandbox)
     pipeline.run(source)
 
-    with duckdb.connect(str(tmp_path / "airflow.duckdb"), read_only=True) as connection:
-        for log_type in LOG_TYPES:
-            rows = connection.execute(f"SELECT count(*) FROM gong_logs.{log_type.table_name}").fetchone()
-            assert rows == (sum(truth_event_times(sandbox, log_type.name).values()),), log_type.name
+    assert_counts_equal_truth(tmp_path / "airflow.duckdb", sandbox)
 
 
 def test_the_dagster_recipe_materializes_every_table(tmp_path: Path, sandbox: GongSandbox) -> None:
@@ -143,14 +153,7 @@ def test_the_dagster_recipe_materializes_every_table(tmp_path: Path, sandbox: Go
     assert spec is not None and spec.loader is not None
     recipe = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(recipe)
-    source = gong_source(
-        base_url=sandbox.url,
-        credentials=GongCredentials(access_key=sandbox.access_key, access_key_secret=sandbox.access_key_secret),
-        start_date=START_DATE,
-        now=sandbox.clock.now().isoformat(),
-        settle_lag_seconds=0,
-        max_requests_per_second=1000,
-    )
+    source = sandbox_source(sandbox)
     pipeline = dlt.pipeline(
         pipeline_name="gong_logs_dagster",
         pipelines_dir=str(tmp_path / "pipelines"),
@@ -161,7 +164,4 @@ def test_the_dagster_recipe_materializes_every_table(tmp_path: Path, sandbox: Go
     result = materialize([recipe.gong_log_assets(source, pipeline)], resources={"dlt": DagsterDltResource()})
 
     assert result.success
-    with duckdb.connect(str(tmp_path / "dagster.duckdb"), read_only=True) as connection:
-        for log_type in LOG_TYPES:
-            rows = connection.execute(f"SELECT count(*) FROM gong_logs.{log_type.table_name}").fetchone()
-            assert rows == (sum(truth_event_times(sandbox, log_type.name).values()),), log_type.name
+    assert_counts_equal_truth(tmp_path / "dagster.duckdb", sandbox)
