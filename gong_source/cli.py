@@ -38,6 +38,8 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_STOPPED_EARLY = 75  # EX_TEMPFAIL: progress is saved, run again later to continue
 
+DELTA_WRITE_DISPOSITION: Any = {"disposition": "merge", "strategy": "upsert"}
+"""On the filesystem destination, tables are Delta tables merged by key (dlt supports upsert there)."""
 PIPELINE_NAME = "gong_logs"
 DUCKDB_FILE = "gong_audit.duckdb"
 """Not `gong_logs.duckdb`: DuckDB cannot resolve a schema (dataset) named like its catalog (file)."""
@@ -193,6 +195,11 @@ def iter_sources(first: DltSource, make_next: Callable[[], DltSource]) -> Iterat
         yield make_next()
 
 
+def is_file_destination(pipeline: Pipeline) -> bool:
+    """Whether the pipeline loads files (dlt's filesystem destination) rather than into a database."""
+    return pipeline.destination is not None and pipeline.destination.destination_type.endswith("filesystem")
+
+
 def refuse_settings_that_drop_failed_packages() -> None:
     """Progress is committed with the data; dlt settings that discard a failed package would lose entries."""
     dangerous = {
@@ -242,7 +249,13 @@ def load(pipeline: Pipeline, sources: Iterator[DltSource], session: ReadSession)
         pipeline.run()
     for source in sources:
         sent_before = session.plan.governor.total_sent if session.plan else 0
-        pipeline.run(source)
+        if is_file_destination(pipeline):
+            # Plain files cannot merge; Delta tables can (by key), so re-reads stay exactly-once there too.
+            for resource in source.resources.values():
+                resource.apply_hints(table_format="delta", write_disposition=DELTA_WRITE_DISPOSITION)
+            pipeline.run(source, loader_file_format="parquet")
+        else:
+            pipeline.run(source)
         loads += 1
         session.loads = loads
         normalize_info = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None
@@ -255,8 +268,8 @@ def load(pipeline: Pipeline, sources: Iterator[DltSource], session: ReadSession)
     session.count_requests()
     print_summary(report, dict(row_counts), loads)
     try:
-        views = create_audit_views(pipeline)
-        print(f"Audit views: {', '.join(views) or 'none yet (their columns are not loaded)'}")
+        views = [] if is_file_destination(pipeline) else create_audit_views(pipeline)
+        print(f"Audit views: {', '.join(views) or 'none (not loaded yet, or the destination holds files)'}")
     except Exception as error:  # the data is loaded; views are a convenience, so warn instead
         report.warn(f"the audit views were not created ({explain(error)}); the tables are loaded")
     if report.stopped_reason:
