@@ -41,7 +41,6 @@ class LogPage:
 
     entries: list[Any]
     total_records: Optional[int]
-    page_number: int
 
 
 def format_gong_time(moment: datetime, round_up: bool = False) -> str:
@@ -105,8 +104,8 @@ class HttpSettings:
 class GongLogsClient:
     """Reads one log type's entries for a time range, page by page, within Gong's limits.
 
-    Build one per resource run: a `RESTClient` holds one `requests` session; only the governor
-    (rate limit and budget) is shared between resources.
+    One per log type for a whole run (see `ReadPlan.client_for`): its `RESTClient` holds one
+    `requests` session; only the governor (rate limit and budget) is shared between log types.
     """
 
     def __init__(
@@ -175,20 +174,18 @@ class GongLogsClient:
             "toDateTime": format_gong_time(end, round_up=True),
         }
         fetched, total = 0, None
-        for page_number, page in enumerate(
-            self._client.paginate(
-                LOGS_PATH,
-                params=params,
-                paginator=RepeatingCursorPaginator(),
-                data_selector="logEntries",
-                # Our hook replaces dlt's default raise_for_status hook, so it raises for every error itself.
-                hooks={"response": [self._on_response]},
-            )
+        for page in self._client.paginate(
+            LOGS_PATH,
+            params=params,
+            paginator=RepeatingCursorPaginator(),
+            data_selector="logEntries",
+            # Our hook replaces dlt's default raise_for_status hook, so it raises for every error itself.
+            hooks={"response": [self._on_response]},
         ):
             records = page.response.json().get("records") or {}
             total = records.get("totalRecords") if isinstance(records.get("totalRecords"), int) else None
             fetched += len(page)
-            yield LogPage(entries=list(page), total_records=total, page_number=page_number)
+            yield LogPage(entries=list(page), total_records=total)
         if total is not None and fetched < total:
             raise IncompleteWindowError(
                 f"Gong reported {total} {log_type} entries for [{params['fromDateTime']}, {params['toDateTime']}) "

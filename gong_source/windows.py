@@ -15,6 +15,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import chain
 from typing import Any, Iterator, Optional
 
 from dlt.sources.helpers.rest_client.auth import AuthConfigBase
@@ -229,7 +230,7 @@ def _window_rows(
     type_report = plan.report.for_type(log_type.name, log_type.table_name)
     where = f" of the window [{window.start.isoformat()}, {window.end.isoformat()})"
     position, started = 0, time.monotonic()
-    for page in _chain(first, rest):
+    for page in chain([first], rest):
         rows = prepare_entries(page.entries, log_type.name, keyer, position, pii=plan.pii, where=where)
         position += len(rows)
         plan.report.record_page(type_report, rows, CURSOR_FIELD)
@@ -240,11 +241,6 @@ def _window_rows(
 def _whole_seconds(moment: datetime) -> datetime:
     """Round up to a whole second: Gong takes whole seconds, so windows must meet exactly on them."""
     return moment.replace(microsecond=0) + timedelta(seconds=1) if moment.microsecond else moment
-
-
-def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
-    yield first
-    yield from rest
 
 
 def _log_plan(log_type: LogType, window: _Window, total: int, plan: ReadPlan) -> None:
