@@ -24,6 +24,8 @@ from gong_source.settings import (
     ACCESS_LOG_RETENTION,
     CURSOR_FIELD,
     DEFAULT_BASE_URL,
+    DEFAULT_ENTRIES_PER_LOAD,
+    DEFAULT_LOAD_INTERVAL,
     DEFAULT_LOOKBACK,
     DEFAULT_MAX_REQUESTS_PER_RUN,
     DEFAULT_MAX_RETRY_AFTER,
@@ -55,6 +57,8 @@ def gong_source(
     lookback_seconds: float = DEFAULT_LOOKBACK.total_seconds(),
     access_log_retention_days: float = ACCESS_LOG_RETENTION.days,
     window_entries: int = DEFAULT_WINDOW_ENTRIES,
+    load_interval_seconds: float = DEFAULT_LOAD_INTERVAL.total_seconds(),
+    entries_per_load: int = DEFAULT_ENTRIES_PER_LOAD,
     pii: str = "keep",
     pii_salt: Optional[TSecretStrValue] = None,
     now: Optional[str] = None,
@@ -74,7 +78,11 @@ def gong_source(
         settle_lag_seconds: The newest entries are left for the next run, as Gong may still be writing them.
         lookback_seconds: Each incremental run re-reads this span before its saved progress (late arrivals).
         access_log_retention_days: Warn when AccessLog progress is older than this.
-        window_entries: Target entries per window; the CLI commits one window per type per load.
+        window_entries: Target entries per window (windows are what progress is saved by).
+        load_interval_seconds: In the job's load loop, end a load at the first window done after this much
+            reading (0: after every window), so that progress becomes durable that often.
+        entries_per_load: In that loop, also end a log type's load at the first window done after this many
+            entries, which bounds what the destination merges at once (its memory).
         pii: `keep`, `hash` (HMAC-SHA256 with `pii_salt`) or `drop` the person-identifying fields (see pii.py).
         pii_salt: The secret key of `hash`; keep it stable so a person maps to the same token across runs.
         now: Pretend the current time is this (tests and reproducible replays); default: the system clock.
@@ -96,7 +104,8 @@ def gong_source(
             window_entries=window_entries,
             access_log_retention=timedelta(days=access_log_retention_days),
             pii=PiiPolicy(pii, pii_salt),
-            one_window_per_load=run.one_window_per_load,
+            load_interval=timedelta(seconds=load_interval_seconds) if run.batch_loads else None,
+            entries_per_load=entries_per_load,
         )
     return [log_type_resource(log_type, run.plan) for log_type in resolve_log_types(log_types)]
 

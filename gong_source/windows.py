@@ -41,7 +41,8 @@ class ReadSession:
     """What one run shares across its loads: the report, and the plan built by its first source."""
 
     report: RunReport = field(default_factory=RunReport)
-    one_window_per_load: bool = False
+    batch_loads: bool = False
+    """True in the job, which loads in a loop: each load then ends after `load_interval` of reading."""
     plan: Optional[ReadPlan] = None
     loads: int = 0
 
@@ -67,7 +68,11 @@ class ReadPlan:
     window_entries: int
     access_log_retention: timedelta
     pii: Optional[PiiPolicy] = None
-    one_window_per_load: bool = False
+    load_interval: Optional[timedelta] = None
+    """Stop a load after the first window that ends this much reading later (0: after every window);
+    None reads everything in one load."""
+    entries_per_load: Optional[int] = None
+    """With `load_interval`: also stop a log type's load after the first window that reaches this many entries."""
     start: datetime = field(init=False)
     cut_off: datetime = field(init=False)
     backfill: bool = field(init=False)
@@ -77,9 +82,14 @@ class ReadPlan:
     clients: dict[str, GongLogsClient] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name, value in (("settle_lag_seconds", self.settle_lag), ("lookback_seconds", self.lookback)):
+        durations = [("settle_lag_seconds", self.settle_lag), ("lookback_seconds", self.lookback)]
+        if self.load_interval is not None:
+            durations.append(("load_interval_seconds", self.load_interval))
+        for name, value in durations:
             if value < timedelta(0):
                 raise GongConfigError(f"sources.gong.{name} must be >= 0.")
+        if self.entries_per_load is not None and self.entries_per_load < 1:
+            raise GongConfigError("sources.gong.entries_per_load must be at least 1.")
         if self.window_entries < PAGE_SIZE:
             raise GongConfigError(f"sources.gong.window_entries must be at least one page ({PAGE_SIZE}).")
         self.now = self.time_range.now
@@ -121,6 +131,7 @@ def read_log_type(log_type: LogType, plan: ReadPlan, state: dict[str, Any]) -> I
         if saved and not plan.backfill and log_type.name == "AccessLog":
             _warn_if_beyond_retention(datetime.fromisoformat(saved["loaded_until"]), plan)
     client = plan.client_for(log_type.name, type_report)
+    load_started, entries_before = time.monotonic(), type_report.entries
     try:
         while window_start < plan.cut_off:
             rows_read = False
@@ -140,12 +151,22 @@ def read_log_type(log_type: LogType, plan: ReadPlan, state: dict[str, Any]) -> I
                 continue
             window_start = window.end
             progress[plan.progress_key] = {"loaded_until": window_start.isoformat(), "read_at": plan.now.isoformat()}
-            if rows_read and plan.one_window_per_load and window_start < plan.cut_off:
+            load_done = _load_is_due(plan, load_started, entries_before, type_report)
+            if rows_read and window_start < plan.cut_off and load_done:
                 return
         type_report.complete = True
     except StoppedEarly as stop:
         type_report.stopped_reason = str(stop)
         logger.warning("%s: stopping early, progress saved up to %s: %s", log_type.name, window_start, stop)
+
+
+def _load_is_due(plan: ReadPlan, load_started: float, entries_before: int, type_report: LogTypeReport) -> bool:
+    """Whether this load has read long enough, or enough: the rest is left to the next load of the run."""
+    if plan.load_interval is None:
+        return False
+    if plan.entries_per_load is not None and type_report.entries - entries_before >= plan.entries_per_load:
+        return True
+    return time.monotonic() - load_started >= plan.load_interval.total_seconds()
 
 
 def _resume_point(saved: Optional[dict[str, str]], plan: ReadPlan, first_load_of_run: bool) -> datetime:

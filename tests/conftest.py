@@ -57,6 +57,8 @@ class Workspace:
             # Tests run fast and see everything up to the sandbox clock; the limit tests set their own values.
             "SOURCES__GONG__MAX_REQUESTS_PER_SECOND": "1000",
             "SOURCES__GONG__SETTLE_LAG_SECONDS": "0",
+            # One window per type per load, so that the tests see multi-load runs with little data.
+            "SOURCES__GONG__LOAD_INTERVAL_SECONDS": "0",
         }
 
     def run(self, *args: str, env: Optional[dict[str, Optional[str]]] = None) -> PipelineRun:

@@ -11,6 +11,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from gong_source.sandbox import Fault, GongSandbox, SandboxClock, SyntheticLogs
 from gong_source.settings import LOG_TYPES
 from tests.conftest import EPOCH, FIRST_CLOCK, PIPELINE_SCRIPT, START_DATE, Workspace, truth_event_times
@@ -237,3 +239,41 @@ def test_the_summary_json_reports_a_failure_too(workspace: Workspace) -> None:
     assert failed.returncode == 1
     report = json.loads(summary.read_text())
     assert report["exit_code"] == 1 and report["complete"] is False and "401" in report["error"]
+
+
+def test_loads_batch_windows_up_to_the_entries_per_load(tmp_path: Path) -> None:
+    logs = SyntheticLogs(epoch=EPOCH, intervals_seconds=DENSE)
+    with GongSandbox(logs=logs, clock=SandboxClock(FIRST_CLOCK)) as sandbox:
+        workspace = Workspace(tmp_path, sandbox)
+        summary = tmp_path / "summary.json"
+        batched = {
+            "SOURCES__GONG__WINDOW_ENTRIES": "1000",
+            "SOURCES__GONG__LOAD_INTERVAL_SECONDS": "600",
+            "SOURCES__GONG__ENTRIES_PER_LOAD": "2500",
+        }
+        result = workspace.run("--start-date", START_DATE, "--summary-json", str(summary), env=batched)
+
+        assert result.returncode == 0, result.output
+        assert_tables_equal_truth(workspace, sandbox)
+        access_log_entries = sum(truth_event_times(sandbox, "AccessLog").values())
+        windows = math.ceil(access_log_entries / 1000)
+        # Three 1,000-entry windows reach 2,500 entries: a load per three windows of the densest type,
+        # not one per window.
+        assert json.loads(summary.read_text())["loads"] == math.ceil(windows / 3), access_log_entries
+
+
+def test_duckdb_is_loaded_from_parquet_files(workspace: Workspace) -> None:
+    assert workspace.run("--start-date", START_DATE).returncode == 0
+    loaded = workspace.root / "dlt" / "pipelines" / "gong_logs" / "load" / "loaded"
+    job_files = [path.name for path in loaded.glob("*/completed_jobs/*") if path.name.startswith("access_log.")]
+    assert job_files and all(".parquet" in name or name.endswith(".sql") for name in job_files), job_files
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"), [("ENTRIES_PER_LOAD", "0"), ("LOAD_INTERVAL_SECONDS", "-1"), ("ENTRIES_PER_LOAD", "many")]
+)
+def test_bad_load_settings_are_refused_by_name(workspace: Workspace, setting: str, value: str) -> None:
+    result = workspace.run("--start-date", START_DATE, env={f"SOURCES__GONG__{setting}": value})
+
+    assert result.returncode == 1
+    assert setting.lower() in result.output.lower()
