@@ -50,7 +50,7 @@ class Measurement:
     peak_rss_mb: float
     entries: int
     rows: int
-    correct: Optional[bool]
+    correct: bool
     exit_code: int
 
     @property
@@ -330,7 +330,7 @@ def _loaded_database(name: str, workdir: Path) -> tuple[Path, str]:
 
 
 def _format(m: Measurement) -> str:
-    verdict = {True: "correct", False: "WRONG", None: "?"}[m.correct]
+    verdict = "correct" if m.correct else "WRONG"
     return (
         f"{m.name:9} {m.entries:>9,} entries {m.rows:>10,} rows  {m.wall_seconds:7.1f} s  "
         f"{m.entries_per_second:>8,.0f} entries/s {m.rows_per_second:>8,.0f} rows/s  "
