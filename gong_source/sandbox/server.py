@@ -3,7 +3,8 @@
 It follows Gong's documented behaviour: Basic or Bearer auth, 400 for malformed parameters,
 404 with Gong's JSON body for an empty period, pages of 100 with an opaque cursor bound to the
 other parameters, inclusive `fromDateTime` and exclusive `toDateTime`, and optionally the
-3 calls/s limit with 429 and `Retry-After`. Faults can be queued for tests.
+3 calls/s limit with 429 and `Retry-After`, and a daily quota: after `daily_quota` calls in a
+"day", 429 with `Retry-After: 3600` until the test calls `next_day()`. Faults can be queued for tests.
 """
 
 from __future__ import annotations
@@ -84,11 +85,32 @@ class Reply:
     delay: float = 0.0
 
 
+QUOTA_RETRY_AFTER = "3600"
+"""Retry-After of a 429 once the day's quota is spent: longer than any wait a run should sit out."""
+
+
+@dataclass
+class Answer:
+    """One /v2/logs request as answered: its parameters, status, day and whether it was a window's last page."""
+
+    params: dict[str, str]
+    status: int
+    day: int
+    last_page: bool
+
+    @property
+    def window(self) -> tuple[str, str, str]:
+        """(logType, fromDateTime, toDateTime): the window this request read a page of."""
+        return (self.params.get("logType", ""), self.params.get("fromDateTime", ""), self.params.get("toDateTime", ""))
+
+
 @dataclass
 class SandboxStats:
     """What the sandbox saw: every /v2/logs request's parameters and the status it answered."""
 
     requests: list[dict[str, str]] = field(default_factory=list)
+    log: list[Answer] = field(default_factory=list)
+    """Every /v2/logs answer in order (quota and rate-limit 429s included)."""
     statuses: Counter[int] = field(default_factory=Counter)
     answers: list[tuple[float, int]] = field(default_factory=list)
     """(monotonic time, status) of every answer, in order."""
@@ -113,6 +135,7 @@ class GongSandbox:
         host: str = "127.0.0.1",
         port: int = 0,
         entry_cache_size: int = 100_000,
+        daily_quota: Optional[int] = None,
     ) -> None:
         self.logs = logs or SyntheticLogs()
         self.clock = clock or SandboxClock()
@@ -120,6 +143,10 @@ class GongSandbox:
         self.access_key_secret = access_key_secret
         self.access_token = access_token
         self.max_requests_per_second = max_requests_per_second
+        self.daily_quota = daily_quota
+        """Calls answered per "day" before every further call gets a quota 429 (None: no quota)."""
+        self.day = 0
+        self._calls_today = 0
         self.error_rate = error_rate
         """Share of /v2/logs requests answered with a random 5xx (seeded, so runs repeat)."""
         self._chaos = random.Random(self.logs.seed)
@@ -174,6 +201,12 @@ class GongSandbox:
         with self._lock:
             return sum(fault.times for fault in self._faults)
 
+    def next_day(self) -> None:
+        """Start a new quota day: the daily quota is available again."""
+        with self._lock:
+            self.day += 1
+            self._calls_today = 0
+
     def truth(self, log_type: str, start: datetime, end: datetime = FAR_FUTURE) -> list[dict[str, Any]]:
         """Every entry of `log_type` visible now with `start <= eventTime < end`, as served."""
         return list(self.logs.entries(log_type, start, end, self.clock.now()))
@@ -192,8 +225,12 @@ class GongSandbox:
             if fault is None and self.error_rate and self._chaos.random() < self.error_rate:
                 fault = Fault(self._chaos.choice([500, 502, 503]), {"requestId": request_id, "errors": ["chaos"]})
             limited = fault is None and self._over_rate_limit()
+            over_quota = self.daily_quota is not None and self._calls_today >= self.daily_quota
+            if not limited and not over_quota:
+                self._calls_today += 1
+            day = self.day
         canned = fault if fault is not None and fault.action == "respond" else None
-        status, headers, body = self._answer(path, params, authorization, request_id, canned, limited)
+        status, headers, body = self._answer(path, params, authorization, request_id, canned, limited, over_quota)
         reply = Reply(status, headers, body)
         if fault is not None and fault.action == "reset":
             reply.cut_at = len(body) // 2
@@ -206,6 +243,10 @@ class GongSandbox:
         with self._lock:
             self.stats.statuses[status] += 1
             self.stats.answers.append((time.monotonic(), status))
+            if path.rstrip("/") == "/v2/logs":
+                head = body.split(b'"logEntries"', 1)[0]
+                last_page = status == 404 or (status == 200 and b'"cursor"' not in head)
+                self.stats.log.append(Answer(params, status, day, last_page))
         return reply
 
     def _take_fault(self, params: dict[str, str]) -> Optional[Fault]:
@@ -238,6 +279,7 @@ class GongSandbox:
         request_id: str,
         fault: Optional[Fault],
         limited: bool,
+        over_quota: bool = False,
     ) -> tuple[int, dict[str, str], bytes]:
         if fault is not None:
             body: Union[str, bytes] = fault.body if isinstance(fault.body, (str, bytes)) else json.dumps(fault.body)
@@ -248,6 +290,8 @@ class GongSandbox:
             return 404, {"Content-Type": "text/html"}, page
         if limited:
             return _error(429, request_id, "API request limit exceeded", {"Retry-After": "1"})
+        if over_quota:
+            return _error(429, request_id, "Daily API quota exceeded", {"Retry-After": QUOTA_RETRY_AFTER})
         if not self._authorized(authorization):
             return _error(401, request_id, "Access denied: invalid or missing credentials")
         try:
