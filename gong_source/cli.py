@@ -28,12 +28,12 @@ from dlt.common.destination.exceptions import UnknownDestinationModule
 from dlt.extract.source import DltSource
 from dlt.pipeline.pipeline import Pipeline
 
-from gong_source import GongConfigError, GongCredentials, GongError, RunReport, gong_source
+from gong_source import GongConfigError, GongCredentials, GongError, LogTypeReport, RunReport, gong_source
 from gong_source.config import parse_datetime
 from gong_source.sandbox import GongSandbox
 from gong_source.source import utc_now
 from gong_source.views import create_audit_views
-from gong_source.windows import ReadSession
+from gong_source.windows import ReadPlan, ReadSession, requests_left
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -277,11 +277,10 @@ def load(pipeline: Pipeline, sources: Iterator[DltSource], session: ReadSession)
         session.loads = loads
         normalize_info = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None
         row_counts.update(normalize_info.row_counts if normalize_info else {})
-        if report.complete or report.stopped_reason:
+        if report.finished:  # every type is complete, or stopped (the budget, its share of it, or Gong's quota)
             break
         if session.plan is None or session.plan.governor.total_sent == sent_before:
             raise GongError("A load read nothing new although some log types are incomplete; stopping, not looping.")
-    governor = session.plan.governor if session.plan else None
     session.count_requests()
     print_summary(report, dict(row_counts), loads)
     try:
@@ -289,17 +288,76 @@ def load(pipeline: Pipeline, sources: Iterator[DltSource], session: ReadSession)
         print(f"Audit views: {', '.join(views) or 'none (not loaded yet, or the destination holds files)'}")
     except Exception as error:  # the data is loaded; views are a convenience, so warn instead
         report.warn(f"the audit views were not created ({explain(error)}); the tables are loaded")
-    if report.stopped_reason:
-        left = "unlimited" if governor is None or governor.remaining is None else governor.remaining
-        print(
-            f"STOPPED EARLY (exit {EXIT_STOPPED_EARLY}): {report.stopped_reason}. Everything read so far is loaded "
-            f"and progress is saved ({governor.total_sent if governor else 0} requests this run, budget left: "
-            f"{left}). The next run continues where this one stopped.",
-            file=sys.stderr,
-        )
+    if report.stopped_reason and session.plan:
+        print_stop(report, session.plan)
     for warning in report.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
     return EXIT_STOPPED_EARLY if report.stopped_reason else EXIT_OK
+
+
+def print_stop(report: RunReport, plan: ReadPlan) -> None:
+    """Exit 75's message: per log type, how far progress moved in this run, and if it did not, why and
+    which setting would help; then what the rest takes at this budget."""
+    governor, planner = plan.governor, plan.planner
+    committed = sum(r.committed_requests for r in report.log_types.values())
+    reason = governor.stop_reason or (
+        f"the run's budget of {planner.budget} requests ({planner.budget_source()}) is used up by the shares "
+        "of its log types"
+    )
+    print(
+        f"STOPPED EARLY (exit {EXIT_STOPPED_EARLY}): {reason}. What was read is loaded; "
+        f"{governor.total_sent} requests this run, {committed} of them in windows whose progress is now "
+        f"committed. Budget: {planner.budget if planner.budget is not None else 'unlimited'} "
+        f"({planner.budget_source()}).",
+        file=sys.stderr,
+    )
+    for type_report in report.log_types.values():
+        print(f"  {type_report.log_type}: {describe_progress(type_report, plan)}", file=sys.stderr)
+    lefts = [requests_left(plan, type_report) for type_report in report.log_types.values()]
+    if all(left is not None for left in lefts):
+        need = sum(left or 0 for left in lefts)
+        runs = planner.runs_needed(need)
+        at_budget = f", about {runs} more run(s) at this budget" if runs else ""
+        print(f"The rest needs about {need} requests{at_budget}. The next run continues from here.", file=sys.stderr)
+    else:
+        print("The next run continues from here.", file=sys.stderr)
+
+
+def describe_progress(type_report: LogTypeReport, plan: ReadPlan) -> str:
+    """One log type's progress in this run, in words; when it did not move, why and what would help."""
+    before, after = _short(type_report.progress_before), _short(type_report.progress_after)
+    sent = plan.governor.sent.get(type_report.log_type, 0)
+    if type_report.progress_moved:
+        state = "complete" if type_report.complete else "more to read"
+        return (
+            f"progress moved {before} -> {after} UTC ({type_report.committed_entries} entries in "
+            f"{type_report.committed_windows} committed window(s), {sent} requests; {state})"
+        )
+    if type_report.complete:
+        return f"complete, nothing new since {before} UTC"
+    if plan.governor.quota_stopped:
+        why = (
+            "Gong's daily quota (a 429 with a long Retry-After) stopped the run before one of its windows was "
+            f"complete ({sent} requests read in vain). The next run plans its windows to fit the calls this run "
+            "got (the learned quota, kept in dlt state), so it will move"
+        )
+        helps = (
+            "what helps: schedule the run before the company's other integrations use the quota, or read fewer "
+            "log types at once (sources.gong.log_types)"
+        )
+    elif type_report.stopped_by_budget_share or plan.governor.stop_reason:
+        minimum = 2 * len(plan.log_types)
+        why = (
+            f"its share of the run's budget ({sent} requests) did not finish a window: the first request of a "
+            "range it has not measured before only counts its entries"
+        )
+        helps = (
+            f"what helps: raise sources.gong.max_requests_per_run (now {plan.governor.max_requests}) to at least "
+            f"{minimum} (2 per log type); the next run sizes its windows from the density measured now"
+        )
+    else:
+        why, helps = "the run stopped before its first window was complete", "run again"
+    return f"progress did NOT move (still {before} UTC): {why}; {helps}"
 
 
 def write_summary_json(path: Path, session: ReadSession, exit_code: int, error: Optional[str]) -> None:
@@ -315,12 +373,35 @@ def write_summary_json(path: Path, session: ReadSession, exit_code: int, error: 
         "loads": session.loads,
         "requests": governor.total_sent if governor else 0,
         "budget_remaining": governor.remaining if governor else None,
+        "budget": budget_summary(session),
         "warnings": report.warnings,
         "log_types": [type_report.as_dict() for type_report in report.log_types.values()],
     }
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(json.dumps(summary, indent=2))
     temporary.replace(path)
+
+
+def budget_summary(session: ReadSession) -> Optional[dict[str, Any]]:
+    """The run's planned budget, where it came from, and what the rest needs."""
+    plan = session.plan
+    if plan is None:
+        return None
+    planner = plan.planner
+    lefts = [requests_left(plan, r) for r in session.report.log_types.values()]
+    need = sum(left or 0 for left in lefts) if all(left is not None for left in lefts) else None
+    learned = planner.learned
+    return {
+        "planned": planner.budget,
+        "max_requests_per_run": plan.governor.max_requests,
+        "limited_by": planner.budget_source() if planner.budget is not None else None,
+        "learned_quota": {"calls": learned.calls, "learned_at": learned.learned_at} if learned else None,
+        "quota_stopped": plan.governor.quota_stopped,
+        "requests_answered": plan.governor.total_sent - plan.governor.throttled,
+        "requests_committed": sum(r.committed_requests for r in session.report.log_types.values()),
+        "requests_left": need,
+        "runs_left_at_this_budget": planner.runs_needed(need) if need else (0 if need == 0 else None),
+    }
 
 
 def warn_if_start_date_ignored(start_date: Optional[str], report: RunReport) -> None:

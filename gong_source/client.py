@@ -148,6 +148,7 @@ class GongLogsClient:
         if status == 429 or status >= 500:
             self._report.count(self._type_report, throttled=int(status == 429), retries=1)
         if status == 429:
+            self._governor.count_throttled()
             wait = _retry_after_seconds(response)
             if wait is not None and wait <= self._max_retry_after:
                 self._governor.pause(wait)  # Gong's limit is per company: every resource waits, not just this one
@@ -157,7 +158,7 @@ class GongLogsClient:
                     f"longer than sources.gong.max_retry_after_seconds={self._max_retry_after:.0f}: the daily "
                     "quota is probably spent"
                 )
-                self._governor.stop(reason)
+                self._governor.stop(reason, quota=True)
                 raise StoppedEarly(reason)
         check_logs_response(response, *args, **kwargs)
 

@@ -58,3 +58,7 @@ class GongEntryError(GongError):
 
 class StoppedEarly(GongError):
     """A deliberate, clean stop (request budget or Gong's daily quota spent); what was read is loaded."""
+
+
+class BudgetShareSpent(StoppedEarly):
+    """One log type used its share of the run's budget; the other types go on with theirs."""

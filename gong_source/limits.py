@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from typing import Any, Callable, Optional
 
 from requests import PreparedRequest, Response
@@ -17,7 +17,12 @@ from gong_source.settings import RATE_SAFETY_MARGIN
 
 
 class RequestGovernor:
-    """Paces requests to `max_per_second` across threads and stops the run once `max_requests` are sent."""
+    """Paces requests to `max_per_second` across threads and stops the run once `max_requests` are sent.
+
+    The pace is a sliding window: request k waits until `RATE_SAFETY_MARGIN` seconds after request
+    k - 3 (at 3/s), so after a pause (a load, a slow response) up to three requests go at once
+    instead of catching up one interval at a time.
+    """
 
     def __init__(self, max_per_second: float, max_requests: Optional[int]) -> None:
         if max_per_second <= 0:
@@ -26,10 +31,15 @@ class RequestGovernor:
             raise GongConfigError("sources.gong.max_requests_per_run must be >= 0 (0: unlimited).")
         self.max_per_second = max_per_second
         self.max_requests = max_requests
-        self._interval = RATE_SAFETY_MARGIN / max_per_second
-        self._next_slot = 0.0
+        self._burst = max(1, int(max_per_second))
+        self._period = RATE_SAFETY_MARGIN * self._burst / max_per_second
+        self._recent_slots: deque[float] = deque(maxlen=self._burst)
+        self._paused_until = 0.0
         self._lock = threading.Lock()
         self.sent: dict[str, int] = defaultdict(int)
+        self.throttled = 0
+        """429 answers (short and quota-sized): sent, but not calls that Gong answered."""
+        self.quota_stopped = False
         self.stop_reason: Optional[str] = None
 
     @property
@@ -43,15 +53,21 @@ class RequestGovernor:
         """Requests left in this run's budget (None: unlimited)."""
         return None if self.max_requests is None else max(0, self.max_requests - self.total_sent)
 
-    def stop(self, reason: str) -> None:
-        """Make every later request of every resource stop the run cleanly."""
+    def stop(self, reason: str, quota: bool = False) -> None:
+        """Make every later request of every resource stop the run cleanly (`quota`: Gong's daily quota)."""
         with self._lock:
             self.stop_reason = self.stop_reason or reason
+            self.quota_stopped = self.quota_stopped or quota
+
+    def count_throttled(self) -> None:
+        """Count a 429 answer."""
+        with self._lock:
+            self.throttled += 1
 
     def pause(self, seconds: float) -> None:
         """Hold every resource's next request back by `seconds` (after a short 429 Retry-After)."""
         with self._lock:
-            self._next_slot = max(self._next_slot, time.monotonic() + seconds)
+            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
     def acquire(self, log_type: str) -> None:
         """Block until a request may be sent within the rate limit; raise `StoppedEarly` if none may."""
@@ -64,8 +80,10 @@ class RequestGovernor:
             if self.stop_reason is not None:
                 raise StoppedEarly(self.stop_reason)
             now = time.monotonic()
-            slot = max(now, self._next_slot)
-            self._next_slot = slot + self._interval
+            slot = max(now, self._paused_until)
+            if len(self._recent_slots) == self._burst:
+                slot = max(slot, self._recent_slots[0] + self._period)
+            self._recent_slots.append(slot)
             self.sent[log_type] += 1
         if slot > now:
             time.sleep(slot - now)

@@ -26,6 +26,20 @@ class LogTypeReport:
     last_event_time: Optional[datetime] = None
     complete: bool = False
     stopped_reason: Optional[str] = None
+    stopped_by_budget_share: bool = False
+    progress_before: Optional[datetime] = None
+    """Saved progress (`loaded_until`) when the run started: every entry before it was loaded."""
+    progress_after: Optional[datetime] = None
+    """Progress committed by this run (equal to `progress_before` if no window was completed)."""
+    committed_windows: int = 0
+    committed_entries: int = 0
+    committed_requests: int = 0
+    """Requests of the windows this run completed (their rows and progress are loaded together)."""
+
+    @property
+    def progress_moved(self) -> bool:
+        """Whether this run moved the type's progress."""
+        return self.progress_after is not None and self.progress_after != self.progress_before
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready summary of this log type."""
@@ -42,6 +56,12 @@ class LogTypeReport:
             "event_time_range": [_iso(self.first_event_time), _iso(self.last_event_time)],
             "complete": self.complete,
             "stopped_reason": self.stopped_reason,
+            "progress_before": _iso(self.progress_before),
+            "progress_after": _iso(self.progress_after),
+            "progress_moved": self.progress_moved,
+            "committed_windows": self.committed_windows,
+            "committed_entries": self.committed_entries,
+            "committed_requests": self.committed_requests,
         }
 
 
@@ -70,6 +90,14 @@ class RunReport:
             for name, value in increments.items():
                 setattr(report, name, getattr(report, name) + value)
 
+    def commit_window(self, report: LogTypeReport, loaded_until: datetime, entries: int, requests: int) -> None:
+        """A whole window was read: progress moves to its end with the load that carries its rows."""
+        with self._lock:
+            report.progress_after = loaded_until
+            report.committed_windows += 1
+            report.committed_entries += entries
+            report.committed_requests += requests
+
     def record_page(self, report: LogTypeReport, rows: list[dict[str, Any]], event_time_field: str) -> None:
         """Count one fetched page and widen the observed eventTime range."""
         if not rows:
@@ -87,8 +115,15 @@ class RunReport:
 
     @property
     def stopped_reason(self) -> Optional[str]:
-        """Why the run stopped early, if any log type did."""
-        return next((r.stopped_reason for r in self.log_types.values() if r.stopped_reason), None)
+        """Why the run stopped early, if any log type did (a stop of the whole run before a type's own)."""
+        stopped = [r for r in self.log_types.values() if r.stopped_reason]
+        stopped.sort(key=lambda r: r.stopped_by_budget_share)
+        return stopped[0].stopped_reason if stopped else None
+
+    @property
+    def finished(self) -> bool:
+        """Whether every log type is either complete or stopped for this run."""
+        return all(r.complete or r.stopped_reason for r in self.log_types.values())
 
     @property
     def complete(self) -> bool:

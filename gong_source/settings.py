@@ -79,6 +79,9 @@ ACCESS_LOG_RETENTION: Final = timedelta(days=14)
 DEFAULT_WINDOW_ENTRIES: Final = 5_000
 """Entries per window: the last, partly filled page of each window costs at most 2% more requests than one
 cursor over everything."""
+BUDGET_WINDOW_FILL: Final = 0.9
+"""A window sized to the requests a type holds aims at 90% of their pages' capacity: a density that is off
+by up to 10% still fits, and a window that does not fit costs its one first request, not the window."""
 DEFAULT_LOAD_INTERVAL: Final = timedelta(seconds=60)
 """The job loads (and so makes progress durable) after this much reading: at Gong's 3 calls/s about 18,000
 entries, which a crash would read again. Each load costs a fixed second or so, so much shorter loads cost

@@ -89,9 +89,11 @@ def gong_source(
         session: Shared by the loads of one run (the CLI's loop); a standalone source reads all in one load.
     """
     run = session or ReadSession()
+    selected = resolve_log_types(log_types)
     if run.plan is None:
         run.plan = ReadPlan(
             api_url=normalize_base_url(base_url),
+            log_types=selected,
             auth=build_auth(credentials),
             http=HttpSettings.from_runtime_config(max_retry_after=max_retry_after_seconds),
             governor=RequestGovernor(max_requests_per_second, max_requests_per_run or None),
@@ -107,7 +109,7 @@ def gong_source(
             load_interval=timedelta(seconds=load_interval_seconds) if run.batch_loads else None,
             entries_per_load=entries_per_load,
         )
-    return [log_type_resource(log_type, run.plan) for log_type in resolve_log_types(log_types)]
+    return [log_type_resource(log_type, run.plan) for log_type in selected]
 
 
 def log_type_resource(log_type: LogType, plan: ReadPlan) -> DltResource:
@@ -124,6 +126,6 @@ def log_type_resource(log_type: LogType, plan: ReadPlan) -> DltResource:
         parallelized=True,
     )
     def log_entries() -> Iterator[list[dict[str, Any]]]:
-        yield from read_log_type(log_type, plan, dlt.current.resource_state())
+        yield from read_log_type(log_type, plan, dlt.current.resource_state(), dlt.current.source_state())
 
     return log_entries

@@ -12,6 +12,7 @@ largest eventTime seen, which is not a safe restart point for a window read only
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,18 +21,22 @@ from typing import Any, Iterator, Optional
 
 from dlt.sources.helpers.rest_client.auth import AuthConfigBase
 
+from gong_source.budget import BudgetPlanner, LearnedQuota
 from gong_source.client import GongLogsClient, HttpSettings
 from gong_source.config import TimeRange
 from gong_source.entries import EntryKeyer, prepare_entries
-from gong_source.errors import GongConfigError, IncompleteWindowError, StoppedEarly
+from gong_source.errors import BudgetShareSpent, GongConfigError, IncompleteWindowError, StoppedEarly
 from gong_source.limits import RequestGovernor
 from gong_source.pii import PiiPolicy
 from gong_source.report import LogTypeReport, RunReport
-from gong_source.settings import CURSOR_FIELD, PAGE_SIZE, LogType
+from gong_source.settings import BUDGET_WINDOW_FILL, CURSOR_FIELD, PAGE_SIZE, LogType
 
 logger = logging.getLogger("gong_source")
 
 INCREMENTAL_KEY = "incremental"
+DENSITY_KEY = "density"
+"""Resource state: `{"entries_per_second": x}` of the type's last window, so that the next run sizes its
+windows to its share of the budget without spending a request to measure first."""
 MIN_WINDOW = timedelta(seconds=1)
 PROGRESS_EVERY_PAGES = 20
 
@@ -58,6 +63,7 @@ class ReadPlan:
     """Everything one run needs to read, shared by its resources and by all of its loads."""
 
     api_url: str
+    log_types: list[LogType]
     auth: AuthConfigBase
     http: HttpSettings
     governor: RequestGovernor
@@ -80,6 +86,9 @@ class ReadPlan:
     spans: dict[str, timedelta] = field(default_factory=dict)
     started: set[str] = field(default_factory=set)
     clients: dict[str, GongLogsClient] = field(default_factory=dict)
+    densities: dict[str, float] = field(default_factory=dict)
+    """Entries per second of each type's last window (this run's, or the last run's from state)."""
+    planner: BudgetPlanner = field(init=False)
 
     def __post_init__(self) -> None:
         durations = [("settle_lag_seconds", self.settle_lag), ("lookback_seconds", self.lookback)]
@@ -97,6 +106,8 @@ class ReadPlan:
         # Whole seconds, as Gong takes them, so that windows meet exactly.
         self.start = self.time_range.start.replace(microsecond=0)
         self.cut_off = (self.time_range.end or self.now - self.settle_lag).replace(microsecond=0)
+        names = [log_type.name for log_type in self.log_types]
+        self.planner = BudgetPlanner(self.governor, self.governor.max_requests, names)
 
     def client_for(self, log_type: str, type_report: LogTypeReport) -> GongLogsClient:
         """The log type's client, kept for all loads of the run so its connections are reused."""
@@ -118,9 +129,59 @@ class ReadPlan:
         return f"backfill {self.start.isoformat()} {self.cut_off.isoformat()}" if self.backfill else INCREMENTAL_KEY
 
 
-def read_log_type(log_type: LogType, plan: ReadPlan, state: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+def start_budget(plan: ReadPlan, source_state: dict[str, Any]) -> None:
+    """Split the run's budget between its log types from what each still needs (known from the density
+    of its last window, kept in state), and the quota learned by earlier runs. Once per run."""
+    if plan.planner.started:
+        return
+    resources: dict[str, Any] = source_state.get("resources", {})
+    needs: dict[str, Optional[int]] = {}
+    for log_type in plan.log_types:
+        state = resources.get(log_type.table_name, {})
+        saved = state.get("progress", {}).get(plan.progress_key)
+        density = _saved_density(state)
+        if density is not None:
+            plan.densities.setdefault(log_type.name, density)
+        resume = _resume_point(saved, plan, first_load_of_run=True)
+        needs[log_type.name] = None if density is None else requests_for(density, plan.cut_off - resume)
+    plan.planner.start(LearnedQuota.from_state(source_state), needs)
+
+
+def requests_for(entries_per_second: float, span: timedelta) -> int:
+    """Requests a span probably needs in budget-sized windows: at least one, to see that it is empty."""
+    entries = entries_per_second * max(0.0, span.total_seconds())
+    return max(1, math.ceil(entries / (PAGE_SIZE * BUDGET_WINDOW_FILL)))
+
+
+def remember_quota(plan: ReadPlan, source_state: dict[str, Any]) -> None:
+    """Keep what this run learned about Gong's daily quota in state: the calls Gong answered before it
+    stopped the run with a quota 429, or more calls than the learned quota when no 429 came."""
+    governor, learned = plan.governor, plan.planner.learned
+    answered = governor.total_sent - governor.throttled
+    if governor.quota_stopped and answered > 0:
+        LearnedQuota(answered, plan.now.isoformat(), "quota_429").save(source_state)
+    elif not governor.quota_stopped and learned is not None and answered > learned.calls:
+        LearnedQuota(answered, plan.now.isoformat(), "run").save(source_state)
+
+
+def requests_left(plan: ReadPlan, type_report: LogTypeReport) -> Optional[int]:
+    """Requests the type's range still needs after this run, at its last density (None: not measured)."""
+    if type_report.complete:
+        return 0
+    density = plan.densities.get(type_report.log_type)
+    since = type_report.progress_after or plan.start
+    return None if density is None else requests_for(density, plan.cut_off - since)
+
+
+def read_log_type(
+    log_type: LogType, plan: ReadPlan, state: dict[str, Any], source_state: Optional[dict[str, Any]] = None
+) -> Iterator[list[dict[str, Any]]]:
     """Yield pages of rows for one log type, moving its saved progress window by window."""
     type_report = plan.report.for_type(log_type.name, log_type.table_name)
+    if type_report.stopped_reason:
+        return  # its share of the run's budget is spent: later loads of the run leave it alone
+    source_state = source_state if source_state is not None else {"resources": {log_type.table_name: state}}
+    start_budget(plan, source_state)
     progress: dict[str, dict[str, str]] = state.setdefault("progress", {})
     saved = progress.get(plan.progress_key)
     first_load_of_run = log_type.name not in plan.started
@@ -128,6 +189,9 @@ def read_log_type(log_type: LogType, plan: ReadPlan, state: dict[str, Any]) -> I
     window_start = _resume_point(saved, plan, first_load_of_run)
     if first_load_of_run:
         type_report.window_start, type_report.window_end = window_start, plan.cut_off
+        type_report.progress_before = type_report.progress_after = (
+            datetime.fromisoformat(saved["loaded_until"]) if saved else plan.start
+        )
         if saved and not plan.backfill and log_type.name == "AccessLog":
             _warn_if_beyond_retention(datetime.fromisoformat(saved["loaded_until"]), plan)
     client = plan.client_for(log_type.name, type_report)
@@ -136,7 +200,7 @@ def read_log_type(log_type: LogType, plan: ReadPlan, state: dict[str, Any]) -> I
         while window_start < plan.cut_off:
             rows_read = False
             for attempt in (1, 2):
-                window = _read_window(client, log_type, window_start, plan, type_report)
+                window = _read_window(client, log_type, window_start, plan, type_report, state)
                 try:
                     for rows in window:
                         rows_read = True
@@ -151,13 +215,19 @@ def read_log_type(log_type: LogType, plan: ReadPlan, state: dict[str, Any]) -> I
                 continue
             window_start = window.end
             progress[plan.progress_key] = {"loaded_until": window_start.isoformat(), "read_at": plan.now.isoformat()}
+            plan.report.commit_window(type_report, window_start, window.total, window.requests_sent())
             load_done = _load_is_due(plan, load_started, entries_before, type_report)
             if rows_read and window_start < plan.cut_off and load_done:
                 return
         type_report.complete = True
+        plan.planner.finish(log_type.name)
     except StoppedEarly as stop:
         type_report.stopped_reason = str(stop)
+        type_report.stopped_by_budget_share = isinstance(stop, BudgetShareSpent)
+        plan.planner.finish(log_type.name)
         logger.warning("%s: stopping early, progress saved up to %s: %s", log_type.name, window_start, stop)
+    finally:
+        remember_quota(plan, source_state)
 
 
 def _load_is_due(plan: ReadPlan, load_started: float, entries_before: int, type_report: LogTypeReport) -> bool:
@@ -198,54 +268,105 @@ def _warn_if_beyond_retention(loaded_until: datetime, plan: ReadPlan) -> None:
 class _Window:
     """One `[start, end)` read: yields row pages; `resized` if it was given up to read a smaller window."""
 
-    def __init__(self, start: datetime, end: datetime) -> None:
+    def __init__(self, start: datetime, end: datetime, governor: RequestGovernor, log_type: str) -> None:
         self.start, self.end = start, end
         self.resized = False
+        self.total = 0
         self.rows: Iterator[list[dict[str, Any]]] = iter(())
+        self._governor, self._log_type = governor, log_type
+        self._sent_before = governor.sent.get(log_type, 0)
 
     def __iter__(self) -> Iterator[list[dict[str, Any]]]:
         return self.rows
 
+    def requests_sent(self) -> int:
+        """Requests (retries included) the type sent since this window opened."""
+        return self._governor.sent.get(self._log_type, 0) - self._sent_before
+
 
 def _read_window(
-    client: GongLogsClient, log_type: LogType, start: datetime, plan: ReadPlan, type_report: LogTypeReport
+    client: GongLogsClient,
+    log_type: LogType,
+    start: datetime,
+    plan: ReadPlan,
+    type_report: LogTypeReport,
+    state: dict[str, Any],
 ) -> _Window:
-    """Open the next window. Its first page tells `totalRecords`: a window far over the target is given
-    up (one request) and the span resized from the density it revealed; an empty one grows the span."""
-    span = plan.spans.get(log_type.name)
-    window = _Window(start, plan.cut_off if span is None else min(plan.cut_off, _whole_seconds(start + span)))
-    pages = client.iter_pages(log_type.name, window.start, window.end)
+    """Open the next window. Its first page tells `totalRecords`: a window far over the target, or over
+    what the type's share of the budget can finish, is given up (one request) and the span resized from
+    the density it revealed; an empty one grows the span."""
+    name = log_type.name
+    span = plan.spans.get(name)
+    cap = plan.planner.cap(name)
+    if cap == 0:
+        raise BudgetShareSpent(_share_spent_reason(plan, name))
+    density = plan.densities.get(name)
+    if cap is not None and density:
+        # Aim below what the held requests can read, so that a density a little off still fits.
+        fitting = max(MIN_WINDOW, timedelta(seconds=cap * PAGE_SIZE * BUDGET_WINDOW_FILL / density))
+        span = fitting if span is None else min(span, fitting)
+    end = plan.cut_off if span is None else min(plan.cut_off, _whole_seconds(start + span))
+    window = _Window(start, end, plan.governor, name)
+    duration = window.end - window.start
+    pages = client.iter_pages(name, window.start, window.end)
     first = next(pages, None)
-    if first is None:  # Gong's 404: nothing in this window
-        if span is not None:
-            plan.spans[log_type.name] = span * 4
-        if type_report.planned_entries is None:
-            type_report.planned_entries = 0
-        return window
-    total = first.total_records or len(first.entries)
+    total = 0 if first is None else (first.total_records or len(first.entries))
+    window.total = total
+    _remember_density(plan, name, state, total, duration)
+    # What the rest of the range needs at the density just measured, less the request just sent.
+    plan.planner.report_need(name, max(0, requests_for(plan.densities.get(name, 0.0), plan.cut_off - start) - 1))
     if type_report.planned_entries is None:
         type_report.planned_entries = total
-        _log_plan(log_type, window, total, plan)
+        if total:
+            _log_plan(log_type, window, total, plan)
+    if first is None:  # Gong's 404: nothing in this window
+        if span is not None:
+            plan.spans[name] = span * 4
+        return window
     target, limit = plan.window_entries, plan.window_entries * (1.5 if span is None else 3)
-    remaining = plan.governor.remaining
-    if remaining is not None and total > (remaining + 1) * PAGE_SIZE:
-        # The budget cannot finish this window, which would be read in vain: aim at half of what is left.
-        target = limit = max(PAGE_SIZE, remaining * PAGE_SIZE // 2)
-    duration = window.end - window.start
     if total > limit and duration > MIN_WINDOW:
         pages.close()
-        plan.spans[log_type.name] = max(MIN_WINDOW, duration * (target / total))
+        plan.spans[name] = max(MIN_WINDOW, duration * (target / total))
+        window.resized = True
+        return window
+    if not plan.planner.claim(name, -(-total // PAGE_SIZE)) and duration > MIN_WINDOW:
+        # The requests this type holds cannot finish the window, which would be read in vain.
+        pages.close()
         window.resized = True
         return window
     if span is not None:
-        plan.spans[log_type.name] = min(span * 4, max(span / 4, span * (plan.window_entries / max(total, 1))))
+        plan.spans[name] = min(span * 4, max(span / 4, span * (plan.window_entries / max(total, 1))))
     window.rows = _window_rows(first, pages, log_type, total, plan, window)
     return window
+
+
+def _remember_density(plan: ReadPlan, name: str, state: dict[str, Any], total: int, duration: timedelta) -> None:
+    """Keep the type's density from this window's count, for this run and the next (in state)."""
+    seconds = duration.total_seconds()
+    if seconds <= 0:
+        return
+    plan.densities[name] = total / seconds
+    state[DENSITY_KEY] = {"entries_per_second": total / seconds}
+
+
+def _saved_density(state: dict[str, Any]) -> Optional[float]:
+    saved = state.get(DENSITY_KEY)
+    value = saved.get("entries_per_second") if isinstance(saved, dict) else None
+    return float(value) if isinstance(value, (int, float)) and value >= 0 else None
+
+
+def _share_spent_reason(plan: ReadPlan, name: str) -> str:
+    planner = plan.planner
+    return (
+        f"its share of this run's budget is spent (the run's budget: {planner.budget} requests, from "
+        f"{planner.budget_source()}, shared by {len(plan.log_types)} log type(s))"
+    )
 
 
 def _window_rows(
     first: Any, rest: Iterator[Any], log_type: LogType, total: int, plan: ReadPlan, window: _Window
 ) -> Iterator[list[dict[str, Any]]]:
+    """The window's pages as rows: entries parsed, keyed and PII-handled."""
     # One keyer per window: identical entries share an eventTime, hence always a window.
     keyer = EntryKeyer(log_type.name)
     type_report = plan.report.for_type(log_type.name, log_type.table_name)
@@ -267,10 +388,10 @@ def _whole_seconds(moment: datetime) -> datetime:
 def _log_plan(log_type: LogType, window: _Window, total: int, plan: ReadPlan) -> None:
     requests = -(-total // PAGE_SIZE)
     seconds = requests / plan.governor.max_per_second if plan.governor.max_per_second else 0.0
-    remaining = plan.governor.remaining
-    fits = "no budget limit" if remaining is None else ("fits" if requests <= remaining else "does NOT fit")
+    held = plan.planner.balance(log_type.name)
+    share = "no budget limit" if held is None else f"its share of the run's budget: {held + 1} requests"
     logger.info(
-        "plan %s: %d entries in [%s, %s) -> about %d requests, %.0f s at %.1f/s alone; %s the remaining budget (%s)",
+        "plan %s: %d entries in [%s, %s) -> about %d requests, %.0f s at %.1f/s alone; %s",
         log_type.name,
         total,
         window.start.isoformat(timespec="seconds"),
@@ -278,8 +399,7 @@ def _log_plan(log_type: LogType, window: _Window, total: int, plan: ReadPlan) ->
         requests,
         seconds,
         plan.governor.max_per_second,
-        fits,
-        "unlimited" if remaining is None else remaining,
+        share,
     )
 
 
