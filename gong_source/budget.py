@@ -11,15 +11,16 @@ so the budget is planned together, before the types read:
   common pool that the others draw from.
 - Each type sizes its windows to the requests it holds, so the windows in flight together fit the
   budget. When the learned quota is planned out and `max_requests_per_run` allows more, the types
-  go on in small windows (one page at first, each one committed on its own; growing by a page per
-  10 requests per type that Gong answered beyond the learned quota), so that a quota 429 there wastes
-  little: Gong may allow more today than it did last time.
+  go on in small windows, one at a time (one page at first, each one committed on its own; growing
+  by a page per 10 requests per type that Gong answered beyond the learned quota), so that a quota
+  429 there wastes little: Gong may allow more today than it did last time.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
@@ -29,7 +30,7 @@ from gong_source.limits import RequestGovernor
 logger = logging.getLogger("gong_source")
 
 QUOTA_STATE_KEY = "learned_quota"
-"""Source-level dlt state: `{"calls": n, "learned_at": iso, "source": "quota_429" | "run"}`."""
+"""Source-level dlt state: `{"calls": n, "learned_at": iso, "source": "quota_429" | "run", "run_id": ...}`."""
 
 EXPLORATION_GROWTH = 10
 """Past a learned quota, windows grow by one page per this many answered requests per type: a quota 429
@@ -47,6 +48,7 @@ class LearnedQuota:
     calls: int
     learned_at: str
     source: str
+    run_id: str = ""
 
     @classmethod
     def from_state(cls, source_state: Mapping[str, Any]) -> Optional[LearnedQuota]:
@@ -54,11 +56,17 @@ class LearnedQuota:
         saved = source_state.get(QUOTA_STATE_KEY)
         if not isinstance(saved, dict) or not isinstance(saved.get("calls"), int) or saved["calls"] < 1:
             return None
-        return cls(saved["calls"], str(saved.get("learned_at", "")), str(saved.get("source", "")))
+        fields = (str(saved.get(name, "")) for name in ("learned_at", "source", "run_id"))
+        return cls(saved["calls"], *fields)
 
     def save(self, source_state: dict[str, Any]) -> None:
         """Write it to the source state (committed with the run's data)."""
-        source_state[QUOTA_STATE_KEY] = {"calls": self.calls, "learned_at": self.learned_at, "source": self.source}
+        source_state[QUOTA_STATE_KEY] = {
+            "calls": self.calls,
+            "learned_at": self.learned_at,
+            "source": self.source,
+            "run_id": self.run_id,
+        }
 
 
 def fair_shares(budget: int, needs: Mapping[str, Optional[int]]) -> dict[str, int]:
@@ -90,6 +98,8 @@ class BudgetPlanner:
         self.needs: dict[str, Optional[int]] = {}
         self._allotted: dict[str, int] = {}
         self._pool = 0
+        self._explorer: Optional[str] = None
+        """The type whose window is past the learned quota, if any."""
         self._plan_logged = False
         self._lock = threading.Lock()
 
@@ -131,40 +141,89 @@ class BudgetPlanner:
             return None if self.budget is None else self._allotted.get(log_type, 0)
 
     def cap(self, log_type: str) -> Optional[int]:
-        """The most requests the type may commit to its next window now: None unlimited, 0 none left."""
+        """Reserve for the type's next window and return how many requests it holds: None unlimited, 0 none.
+
+        A type that used its share draws from the pool (up to what it still needs), then, past a learned
+        quota, a small exploration grant; what it draws is reserved for it, so that the windows in flight
+        together never promise more than is left."""
         with self._lock:
-            balance = self._balance(log_type)
-            if balance is None:
+            if self.budget is None:
                 return None
+            self._settle(log_type)
+            if self._explorer == log_type:
+                self._explorer = None  # its exploration window is done
+            balance = self._balance(log_type) or 0
             if balance > 0:
                 return balance
-            if self._pool > 0:
-                return self._pool
-            return self._exploration_cap()
+            need = self.needs.get(log_type)
+            wanted = min(self._pool, need) if need else self._pool
+            if wanted > 0:
+                self._move_from_pool(log_type, wanted)
+                return wanted
+            granted = min(self._exploration_cap(), self._unreserved_hard_limit())
+            if granted > 0 and self._explorer is None:
+                # One exploration window at a time: a quota 429 then meets one request, not one per type.
+                self._explorer = log_type
+                self._allotted[log_type] = self._allotted.get(log_type, 0) + granted
+                return granted
+            return 0
 
     def claim(self, log_type: str, pages: int) -> bool:
         """Hold what a window of `pages` pages needs (its first page is sent already); False if it does not fit."""
         with self._lock:
-            balance = self._balance(log_type)
-            if balance is None:
+            if self.budget is None:
                 return True
-            missing = (pages - 1) - balance
+            self._settle(log_type)
+            missing = (pages - 1) - (self._balance(log_type) or 0)
             if missing <= 0:
                 return True
-            if self._pool < missing and (balance > 0 or pages > self._exploration_cap()):
+            if self._pool >= missing:
+                self._move_from_pool(log_type, missing)
+                return True
+            beyond = missing - self._pool
+            exploring = self._explorer in (None, log_type)
+            if exploring and pages <= self._exploration_cap() and beyond <= self._unreserved_hard_limit():
+                self._explorer = log_type
+                self._move_from_pool(log_type, self._pool)
+                self._allotted[log_type] = self._allotted.get(log_type, 0) + beyond
+                return True
+            return False
+
+    def can_grant(self) -> bool:
+        """Whether a type that stopped for lack of requests could get some now (the pool, or exploration)."""
+        with self._lock:
+            if self.budget is None:
                 return False
-            drawn = min(missing, self._pool)  # past a learned quota, the rest is exploration
-            self._pool -= drawn
-            self._allotted[log_type] = self._allotted.get(log_type, 0) + missing
-            return True
+            exploration = min(self._exploration_cap(), self._unreserved_hard_limit())
+            return self._pool > 0 or (exploration > 0 and self._explorer is None)
+
+    def _settle(self, log_type: str) -> None:
+        """Charge requests a type sent beyond what it held (retries) to the pool, so the sums stay true."""
+        overspent = self._governor.sent.get(log_type, 0) - self._allotted.get(log_type, 0)
+        if overspent > 0:
+            self._pool = max(0, self._pool - overspent)
+            self._allotted[log_type] = self._allotted.get(log_type, 0) + overspent
+
+    def _move_from_pool(self, log_type: str, requests: int) -> None:
+        self._pool -= requests
+        self._allotted[log_type] = self._allotted.get(log_type, 0) + requests
+
+    def _unreserved_hard_limit(self) -> int:
+        """Requests `max_requests_per_run` still allows beyond what the types hold."""
+        remaining = self._governor.remaining
+        if remaining is None:
+            return sys.maxsize
+        return remaining - sum(self._balance(name) or 0 for name in self.log_types)
 
     def report_need(self, log_type: str, requests_left: int) -> None:
-        """The type now knows what the rest of its range needs: give the surplus it holds to the pool."""
+        """The type now knows what the rest of its range needs: give what it holds beyond that (and a
+        quarter more, as density varies) to the pool."""
         with self._lock:
             self.needs[log_type] = requests_left
             balance = self._balance(log_type)
-            if balance is not None and balance > requests_left + 1:
-                surplus = balance - (requests_left + 1)
+            keep = requests_left + max(1, requests_left // 4)
+            if balance is not None and balance > keep:
+                surplus = balance - keep
                 self._allotted[log_type] -= surplus
                 self._pool += surplus
             self._log_plan_if_known()
@@ -177,13 +236,14 @@ class BudgetPlanner:
             if balance:
                 self._allotted[log_type] -= balance
                 self._pool += balance
+            if self._explorer == log_type:
+                self._explorer = None
 
     def _exploration_cap(self) -> int:
         """Pages of a window past the learned quota: 1, plus one per 10 requests per type answered past it."""
-        remaining = self._governor.remaining
-        if not self.exploring_allowed or self.budget is None or (remaining is not None and remaining <= 0):
+        if not self.exploring_allowed or self.budget is None:
             return 0
-        beyond = max(0, self._governor.total_sent - self._governor.throttled - self.budget)
+        beyond = max(0, self._governor.answered - self.budget)
         return 1 + beyond // (EXPLORATION_GROWTH * len(self.log_types))
 
     # -- what to tell the user --------------------------------------------------------------------

@@ -277,8 +277,8 @@ def load(pipeline: Pipeline, sources: Iterator[DltSource], session: ReadSession)
         session.loads = loads
         normalize_info = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None
         row_counts.update(normalize_info.row_counts if normalize_info else {})
-        if report.finished:  # every type is complete, or stopped (the budget, its share of it, or Gong's quota)
-            break
+        if report.finished and not reopen_for_the_pool(session):
+            break  # every type is complete, or stopped (the budget, its share of it, or Gong's quota)
         if session.plan is None or session.plan.governor.total_sent == sent_before:
             raise GongError("A load read nothing new although some log types are incomplete; stopping, not looping.")
     session.count_requests()
@@ -301,7 +301,7 @@ def print_stop(report: RunReport, plan: ReadPlan) -> None:
     governor, planner = plan.governor, plan.planner
     committed = sum(r.committed_requests for r in report.log_types.values())
     reason = governor.stop_reason or (
-        f"the run's budget of {planner.budget} requests ({planner.budget_source()}) is used up by the shares "
+        f"the run's request budget of {planner.budget} ({planner.budget_source()}) is used up by the shares "
         "of its log types"
     )
     print(
@@ -335,29 +335,55 @@ def describe_progress(type_report: LogTypeReport, plan: ReadPlan) -> str:
         )
     if type_report.complete:
         return f"complete, nothing new since {before} UTC"
-    if plan.governor.quota_stopped:
+    why, helps = _why_not_moved(type_report, plan, sent)
+    return f"progress did NOT move (still {before} UTC): {why}; {helps}"
+
+
+def _why_not_moved(type_report: LogTypeReport, plan: ReadPlan, sent: int) -> tuple[str, str]:
+    """Why a type's progress did not move in this run, and which setting would help."""
+    planner, governor = plan.planner, plan.governor
+    minimum = 2 * len(plan.log_types)
+    if type_report.stopped_by_budget_share and (type_report.stopped_reason or "").startswith("the second at"):
+        return type_report.stopped_reason or "", "until then this type cannot move"
+    if governor.quota_stopped and not type_report.stopped_by_budget_share:
+        learned = governor.answered
         why = (
-            "Gong's daily quota (a 429 with a long Retry-After) stopped the run before one of its windows was "
-            f"complete ({sent} requests read in vain). The next run plans its windows to fit the calls this run "
-            "got (the learned quota, kept in dlt state), so it will move"
+            f"Gong's daily quota (a 429 with a long Retry-After) stopped the run before one of its windows was "
+            f"complete ({sent} requests, none of them finished a window)"
         )
-        helps = (
+        if learned > 0:
+            why += (
+                f". The next run plans its windows to fit the {learned} calls Gong answered in this one (the "
+                "learned quota, kept in dlt state)"
+            )
+        return why, (
             "what helps: schedule the run before the company's other integrations use the quota, or read fewer "
             "log types at once (sources.gong.log_types)"
         )
-    elif type_report.stopped_by_budget_share or plan.governor.stop_reason:
-        minimum = 2 * len(plan.log_types)
-        why = (
-            f"its share of the run's budget ({sent} requests) did not finish a window: the first request of a "
-            "range it has not measured before only counts its entries"
+    why = (
+        f"its share of the run's budget ({sent} requests) did not finish a window (the first request of a range "
+        "not measured before only counts its entries; the next run sizes its windows from the density measured now)"
+    )
+    if planner.learned is not None and planner.budget_source().startswith("Gong's daily quota"):
+        return why, (
+            f"the run plans with {planner.budget_source()}; what helps: leave this job more of the company's daily "
+            "quota, or read fewer log types at once (sources.gong.log_types)"
         )
-        helps = (
-            f"what helps: raise sources.gong.max_requests_per_run (now {plan.governor.max_requests}) to at least "
-            f"{minimum} (2 per log type); the next run sizes its windows from the density measured now"
+    if governor.max_requests is not None and governor.max_requests < minimum:
+        return why, (
+            f"what helps: raise sources.gong.max_requests_per_run (now {governor.max_requests}) to at least "
+            f"{minimum} (2 per log type)"
         )
-    else:
-        why, helps = "the run stopped before its first window was complete", "run again"
-    return f"progress did NOT move (still {before} UTC): {why}; {helps}"
+    return why, f"what helps: a larger sources.gong.max_requests_per_run (now {governor.max_requests})"
+
+
+def reopen_for_the_pool(session: ReadSession) -> bool:
+    """After a load: types that stopped for lack of requests read on in another load if requests that
+    other types did not need came free meanwhile (the planner's pool)."""
+    plan = session.plan
+    if plan is None or plan.governor.stop_reason or not plan.planner.can_grant():
+        return False
+    return bool(session.report.reopen_share_stopped())
 
 
 def write_summary_json(path: Path, session: ReadSession, exit_code: int, error: Optional[str]) -> None:
@@ -397,7 +423,7 @@ def budget_summary(session: ReadSession) -> Optional[dict[str, Any]]:
         "limited_by": planner.budget_source() if planner.budget is not None else None,
         "learned_quota": {"calls": learned.calls, "learned_at": learned.learned_at} if learned else None,
         "quota_stopped": plan.governor.quota_stopped,
-        "requests_answered": plan.governor.total_sent - plan.governor.throttled,
+        "requests_answered": plan.governor.answered,
         "requests_committed": sum(r.committed_requests for r in session.report.log_types.values()),
         "requests_left": need,
         "runs_left_at_this_budget": planner.runs_needed(need) if need else (0 if need == 0 else None),

@@ -145,10 +145,10 @@ class GongLogsClient:
     def _on_response(self, response: Response, *args: Any, **kwargs: Any) -> None:
         """Count throttling and retries, stop on a quota-sized Retry-After, then apply Gong's rules."""
         status = response.status_code
+        self._governor.count_answer(status)
         if status == 429 or status >= 500:
             self._report.count(self._type_report, throttled=int(status == 429), retries=1)
         if status == 429:
-            self._governor.count_throttled()
             wait = _retry_after_seconds(response)
             if wait is not None and wait <= self._max_retry_after:
                 self._governor.pause(wait)  # Gong's limit is per company: every resource waits, not just this one

@@ -39,6 +39,8 @@ class RequestGovernor:
         self.sent: dict[str, int] = defaultdict(int)
         self.throttled = 0
         """429 answers (short and quota-sized): sent, but not calls that Gong answered."""
+        self.answered = 0
+        """Responses other than 429: calls Gong (or whatever is at the base URL) answered."""
         self.quota_stopped = False
         self.stop_reason: Optional[str] = None
 
@@ -59,10 +61,13 @@ class RequestGovernor:
             self.stop_reason = self.stop_reason or reason
             self.quota_stopped = self.quota_stopped or quota
 
-    def count_throttled(self) -> None:
-        """Count a 429 answer."""
+    def count_answer(self, status: int) -> None:
+        """Count a response: a 429, or a call that Gong answered."""
         with self._lock:
-            self.throttled += 1
+            if status == 429:
+                self.throttled += 1
+            else:
+                self.answered += 1
 
     def pause(self, seconds: float) -> None:
         """Hold every resource's next request back by `seconds` (after a short 429 Retry-After)."""
@@ -87,6 +92,10 @@ class RequestGovernor:
             self.sent[log_type] += 1
         if slot > now:
             time.sleep(slot - now)
+            with self._lock:
+                if self.stop_reason is not None:  # a quota 429 came while this request waited for its slot
+                    self.sent[log_type] -= 1
+                    raise StoppedEarly(self.stop_reason)
 
 
 class GovernedAdapter(HTTPAdapter):

@@ -39,7 +39,9 @@ class LogTypeReport:
     @property
     def progress_moved(self) -> bool:
         """Whether this run moved the type's progress."""
-        return self.progress_after is not None and self.progress_after != self.progress_before
+        if self.progress_after is None:
+            return False
+        return self.progress_before is None or self.progress_after > self.progress_before
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready summary of this log type."""
@@ -93,10 +95,21 @@ class RunReport:
     def commit_window(self, report: LogTypeReport, loaded_until: datetime, entries: int, requests: int) -> None:
         """A whole window was read: progress moves to its end with the load that carries its rows."""
         with self._lock:
-            report.progress_after = loaded_until
+            if report.progress_after is None or loaded_until > report.progress_after:
+                report.progress_after = loaded_until
             report.committed_windows += 1
             report.committed_entries += entries
             report.committed_requests += requests
+
+    def reopen_share_stopped(self) -> list[str]:
+        """Let the types that ran out of their share read again (the pool got requests); returns them."""
+        reopened = []
+        with self._lock:
+            for report in self.log_types.values():
+                if report.stopped_by_budget_share and not report.complete:
+                    report.stopped_reason, report.stopped_by_budget_share = None, False
+                    reopened.append(report.log_type)
+        return reopened
 
     def record_page(self, report: LogTypeReport, rows: list[dict[str, Any]], event_time_field: str) -> None:
         """Count one fetched page and widen the observed eventTime range."""

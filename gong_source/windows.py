@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import chain
@@ -89,6 +90,7 @@ class ReadPlan:
     densities: dict[str, float] = field(default_factory=dict)
     """Entries per second of each type's last window (this run's, or the last run's from state)."""
     planner: BudgetPlanner = field(init=False)
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     def __post_init__(self) -> None:
         durations = [("settle_lag_seconds", self.settle_lag), ("lookback_seconds", self.lookback)]
@@ -157,11 +159,14 @@ def remember_quota(plan: ReadPlan, source_state: dict[str, Any]) -> None:
     """Keep what this run learned about Gong's daily quota in state: the calls Gong answered before it
     stopped the run with a quota 429, or more calls than the learned quota when no 429 came."""
     governor, learned = plan.governor, plan.planner.learned
-    answered = governor.total_sent - governor.throttled
+    answered = governor.answered
+    saved = LearnedQuota.from_state(source_state)
+    if saved is not None and saved.run_id == plan.run_id:
+        answered = max(answered, saved.calls)  # each type writes it when it ends; a later count is never lower
     if governor.quota_stopped and answered > 0:
-        LearnedQuota(answered, plan.now.isoformat(), "quota_429").save(source_state)
+        LearnedQuota(answered, plan.now.isoformat(), "quota_429", plan.run_id).save(source_state)
     elif not governor.quota_stopped and learned is not None and answered > learned.calls:
-        LearnedQuota(answered, plan.now.isoformat(), "run").save(source_state)
+        LearnedQuota(answered, plan.now.isoformat(), "run", plan.run_id).save(source_state)
 
 
 def requests_left(plan: ReadPlan, type_report: LogTypeReport) -> Optional[int]:
@@ -214,7 +219,14 @@ def read_log_type(
             if window.resized:
                 continue
             window_start = window.end
-            progress[plan.progress_key] = {"loaded_until": window_start.isoformat(), "read_at": plan.now.isoformat()}
+            saved = progress.get(plan.progress_key)
+            if saved is None or window_start > datetime.fromisoformat(saved["loaded_until"]):
+                # A window inside the lookback re-reads what was loaded: progress never moves back, so that
+                # runs too short to re-read the whole lookback cannot lose ground run after run.
+                progress[plan.progress_key] = {
+                    "loaded_until": window_start.isoformat(),
+                    "read_at": plan.now.isoformat(),
+                }
             plan.report.commit_window(type_report, window_start, window.total, window.requests_sent())
             load_done = _load_is_due(plan, load_started, entries_before, type_report)
             if rows_read and window_start < plan.cut_off and load_done:
@@ -312,9 +324,10 @@ def _read_window(
     first = next(pages, None)
     total = 0 if first is None else (first.total_records or len(first.entries))
     window.total = total
-    _remember_density(plan, name, state, total, duration)
-    # What the rest of the range needs at the density just measured, less the request just sent.
-    plan.planner.report_need(name, max(0, requests_for(plan.densities.get(name, 0.0), plan.cut_off - start) - 1))
+    if total:  # an empty stretch says little about the density of the rest
+        _remember_density(plan, name, state, total, duration)
+        # What the rest of the range needs at the density just measured, less the request just sent.
+        plan.planner.report_need(name, max(0, requests_for(plan.densities[name], plan.cut_off - start) - 1))
     if type_report.planned_entries is None:
         type_report.planned_entries = total
         if total:
@@ -329,9 +342,11 @@ def _read_window(
         plan.spans[name] = max(MIN_WINDOW, duration * (target / total))
         window.resized = True
         return window
-    if not plan.planner.claim(name, -(-total // PAGE_SIZE)) and duration > MIN_WINDOW:
+    if not plan.planner.claim(name, -(-total // PAGE_SIZE)):
         # The requests this type holds cannot finish the window, which would be read in vain.
         pages.close()
+        if duration <= MIN_WINDOW:
+            raise BudgetShareSpent(_second_too_dense_reason(plan, name, window, total))
         window.resized = True
         return window
     if span is not None:
@@ -353,6 +368,15 @@ def _saved_density(state: dict[str, Any]) -> Optional[float]:
     saved = state.get(DENSITY_KEY)
     value = saved.get("entries_per_second") if isinstance(saved, dict) else None
     return float(value) if isinstance(value, (int, float)) and value >= 0 else None
+
+
+def _second_too_dense_reason(plan: ReadPlan, name: str, window: _Window, total: int) -> str:
+    pages = -(-total // PAGE_SIZE)
+    return (
+        f"the second at {window.start.isoformat()} alone holds {total} entries ({pages} requests), more than its "
+        f"share of this run's budget can read; give the run at least {pages * len(plan.log_types)} requests "
+        "(sources.gong.max_requests_per_run), or read this type alone (sources.gong.log_types)"
+    )
 
 
 def _share_spent_reason(plan: ReadPlan, name: str) -> str:

@@ -95,3 +95,21 @@ def test_a_budget_too_small_to_move_says_why_and_which_setting_helps(
     assert second.returncode == 75
     assert all(second.moved().values()), second.stderr[-3000:]
     assert second.committed_requests == 5
+
+
+def test_a_day_on_which_gong_allows_more_is_used_and_learned(tmp_path: Path, backfills: list[Backfill]) -> None:
+    backfill = Backfill(tmp_path, 6000, daily_quota=20, requests_per_second=20)
+    backfills.append(backfill)
+    first = backfill.run_once()
+    assert first.returncode == 75 and first.summary["budget"]["quota_stopped"]
+    backfill.sandbox.daily_quota = 200  # the company's other integrations leave more today
+
+    second = backfill.run_once()
+
+    assert second.returncode == 75
+    # It planned with the 20 calls learned, then went on in small windows past them instead of stopping.
+    assert second.summary["budget"]["planned"] == 20
+    assert second.summary["budget"]["requests_answered"] == 200
+    assert second.committed_share >= 0.7, (second.requests, second.committed_requests)
+    third = backfill.run_once()
+    assert third.summary["budget"]["learned_quota"]["calls"] == 200
