@@ -10,6 +10,7 @@ other parameters, inclusive `fromDateTime` and exclusive `toDateTime`, and optio
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -411,6 +412,11 @@ def _handler_for(sandbox: GongSandbox) -> Callable[..., BaseHTTPRequestHandler]:
         # Headers and body are two writes: with Nagle's algorithm on, the body waits for the client's
         # delayed ACK of the headers (tens of ms per response on loopback).
         disable_nagle_algorithm = True
+
+        def handle(self) -> None:
+            # A client that closed its idle keep-alive connection (a run that ended): nothing to answer.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                super().handle()
 
         def do_GET(self) -> None:
             try:
