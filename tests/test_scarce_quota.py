@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import math
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
+from tests.conftest import PIPELINE_SCRIPT
 from tests.scarce_runs import Backfill
 
 
@@ -113,3 +118,32 @@ def test_a_day_on_which_gong_allows_more_is_used_and_learned(tmp_path: Path, bac
     assert second.committed_share >= 0.7, (second.requests, second.committed_requests)
     third = backfill.run_once()
     assert third.summary["budget"]["learned_quota"]["calls"] == 200
+
+
+def test_kill_9_during_a_budget_run_then_scheduled_runs_end_equal_to_the_truth(
+    tmp_path: Path, backfills: list[Backfill]
+) -> None:
+    backfill = Backfill(tmp_path, 1500, budget=25, requests_per_second=30)
+    backfills.append(backfill)
+    assert backfill.run_once().returncode == 75  # densities and progress are in state now
+    env = {
+        **backfill.workspace.env,
+        "SOURCES__GONG__NOW": backfill.sandbox.clock.now().isoformat(),
+        "SOURCES__GONG__MAX_REQUESTS_PER_RUN": "25",
+        "SOURCES__GONG__MAX_REQUESTS_PER_SECOND": "30",
+    }
+    sent_before = len(backfill.sandbox.stats.log)
+    quiet = subprocess.DEVNULL
+    command = [sys.executable, str(PIPELINE_SCRIPT)]
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=quiet, stderr=quiet)
+    deadline = time.monotonic() + 60
+    while len(backfill.sandbox.stats.log) < sent_before + 12 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert process.poll() is None, "the run ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+    runs = backfill.run_to_the_end(max_runs=10)
+
+    assert runs[-1].returncode == 0, runs[-1].stderr[-3000:]
+    assert backfill.equals_truth()
