@@ -5,13 +5,20 @@ Covered fields (documented in README):
 - anywhere inside `logRecord` (nested objects and lists included): keys named `ipAddress`, `ip`,
   `clientIp` or `userAgent`, and keys ending in `EmailAddress`, `Email` or `FullName` (case-insensitive).
 Ids (`userId`, ...) are kept: they identify Gong accounts, not people, and the joins need them.
+
+Under `hash` and `drop`, every other string of the entry, at any depth, is also searched for e-mail
+addresses and IP addresses (`find_addresses`): each one found is replaced in place, by its token
+(`hash`: the same token the key rule gives the same value) or by a marker (`drop`: `[email]`, `[ip]`),
+and the rest of the string is kept. Names cannot be found by pattern: only the key rule covers them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Any, Final, Optional
+import ipaddress
+import re
+from typing import Any, Callable, Final, Optional
 
 from gong_source.errors import GongConfigError
 
@@ -22,6 +29,50 @@ TOP_LEVEL_FIELDS: Final = frozenset(
 RECORD_FIELD_NAMES: Final = frozenset({"ipaddress", "ip", "clientip", "useragent"})
 RECORD_FIELD_SUFFIXES: Final = ("emailaddress", "email", "fullname")
 MIN_SALT_LENGTH: Final = 16
+EMAIL_MARKER: Final = "[email]"
+IP_MARKER: Final = "[ip]"
+
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
+ADDRESS_PATTERN: Final = re.compile(
+    # An e-mail: local part with dots, + tags and the usual symbols, a dotted domain with a 2+ letter TLD.
+    r"(?P<email>(?<![\w.%+-])[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}(?![\w-]))"
+    # IPv4: four octets 0-255, not part of a longer dotted number (1.2.3.4.5) or word.
+    rf"|(?P<ipv4>(?<![\w.]){_IPV4}(?!\.?[0-9])(?![\w]))"
+    # IPv6 candidate: hex groups and colons (full, compressed, IPv4-embedded), checked by `ipaddress` below.
+    rf"|(?P<ipv6>(?<![\w:.])(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}(?:{_IPV4}|[0-9A-Fa-f]{{0,4}})(?![\w:.]))",
+)
+"""What `find_addresses` matches; README "Personal data" lists the same in words."""
+_QUICK_CHARS: Final = frozenset("@.:")
+
+
+def replace_addresses(text: str, replacement: Callable[[str, str], str]) -> str:
+    """`text` with every e-mail and IP address replaced by `replacement(kind, address)` (kind: email or ip)."""
+    if not _QUICK_CHARS.intersection(text):
+        return text  # most strings: no address can be inside, skip the regular expression
+
+    def substitute(match: re.Match[str]) -> str:
+        found = match.group(0)
+        if match.lastgroup == "ipv6":
+            try:
+                ipaddress.IPv6Address(found)
+            except ValueError:
+                return found  # a time of day, a MAC address, "a::b" in code: not an address
+        return replacement("email" if match.lastgroup == "email" else "ip", found)
+
+    return ADDRESS_PATTERN.sub(substitute, text)
+
+
+def find_addresses(text: str) -> list[str]:
+    """Every e-mail and IP address in `text`, as `replace_addresses` would replace them."""
+    found: list[str] = []
+
+    def keep(_kind: str, address: str) -> str:
+        found.append(address)
+        return address
+
+    replace_addresses(text, keep)
+    return found
 
 
 def is_record_pii(key: str) -> bool:
@@ -46,25 +97,41 @@ class PiiPolicy:
         self._key = (salt or "").encode()
 
     def apply(self, entry: dict[str, Any]) -> None:
-        """Hash or drop the covered fields of one entry."""
+        """Hash or drop the covered fields of one entry, then the addresses inside every other string."""
         if self.mode == "keep":
             return
-        for field in TOP_LEVEL_FIELDS & entry.keys():
-            self._replace(entry, field)
-        record = entry.get("logRecord")
-        if isinstance(record, (dict, list)):
-            self._walk(record)
+        for key in list(entry):
+            if key in TOP_LEVEL_FIELDS:
+                self._replace(entry, key)
+            elif key == "logRecord":
+                entry[key] = self._walk(entry[key])
+            else:
+                entry[key] = self._scrub(entry[key])
 
-    def _walk(self, node: Any) -> None:
+    def _walk(self, node: Any) -> Any:
+        """`node` with key-rule fields replaced and the addresses in every other string replaced."""
         if isinstance(node, list):
-            for item in node:
-                self._walk(item)
-        elif isinstance(node, dict):
+            return [self._walk(item) for item in node]
+        if isinstance(node, dict):
             for key in list(node):
                 if is_record_pii(key):
                     self._replace(node, key)
                 else:
-                    self._walk(node[key])
+                    node[key] = self._walk(node[key])
+            return node
+        return self._scrub(node)
+
+    def _scrub(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return replace_addresses(value, self._found)
+        if isinstance(value, (list, dict)):
+            return self._walk(value)
+        return value
+
+    def _found(self, kind: str, address: str) -> str:
+        if self.mode == "drop":
+            return EMAIL_MARKER if kind == "email" else IP_MARKER
+        return str(self._token(address))
 
     def _replace(self, container: dict[str, Any], key: str) -> None:
         if self.mode == "drop":

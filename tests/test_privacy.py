@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
-from gong_source.pii import is_record_pii
+from gong_source.pii import find_addresses, is_record_pii
 from gong_source.sandbox import Fault, GongSandbox, SandboxClock, SyntheticLogs
+from gong_source.sandbox.data import LOOKALIKES
 from gong_source.settings import LOG_TYPES
 from tests.conftest import EPOCH, FIRST_CLOCK, START_DATE, Workspace, truth_event_times
 
@@ -133,3 +136,99 @@ def test_pii_hash_without_salt_fails_before_any_request(workspace: Workspace, sa
     assert result.returncode == 1
     assert "sources.gong.pii_salt" in result.stderr and "SOURCES__GONG__PII_SALT" in result.stderr
     assert sandbox.stats.requests == []
+
+
+# Independent of gong_source/pii.py: the addresses the adversarial sandbox hides, by its own shapes.
+SERVED_ADDRESS = re.compile(
+    r"[A-Za-z0-9.+-]+@[A-Za-z0-9.-]+\.example"  # every e-mail the sandbox serves ends in .example
+    r"|\b(?:203\.0\.113|198\.51\.100)\.\d{1,3}\b"  # its IPv4 ranges (documentation blocks)
+    r"|2001:0?db8:[0-9a-fA-F:]*[0-9a-fA-F]"  # its IPv6 range, compressed or full
+    r"|::ffff:(?:\d{1,3}\.){3}\d{1,3}"  # IPv4 embedded in IPv6
+)
+
+
+def served_addresses(sandbox: GongSandbox) -> set[str]:
+    """Every e-mail and IP address in the raw JSON the sandbox serves, lower-cased."""
+    found: set[str] = set()
+    for log_type in LOG_TYPES:
+        for entry in sandbox.truth(log_type.name, EPOCH):
+            found.update(match.lower() for match in SERVED_ADDRESS.findall(json.dumps(entry)))
+    return found
+
+
+@pytest.fixture
+def adversarial(tmp_path: Path) -> Iterator[Workspace]:
+    """A workspace whose sandbox hides addresses in free text, with lookalikes that must survive."""
+    logs = SyntheticLogs(epoch=EPOCH, adversarial=True)
+    with GongSandbox(logs=logs, clock=SandboxClock(FIRST_CLOCK)) as server:
+        yield Workspace(tmp_path, server)
+
+
+@pytest.mark.parametrize("mode", ["hash", "drop"])
+def test_no_raw_address_anywhere_even_inside_free_text(adversarial: Workspace, mode: str) -> None:
+    adversarial.env.update({"SOURCES__GONG__PII": mode, "SOURCES__GONG__PII_SALT": SALT})
+
+    result = adversarial.run("--start-date", START_DATE)
+
+    assert result.returncode == 0, result.output
+    served = served_addresses(adversarial.sandbox)
+    kinds = {"mixed case": "+audit@acme-corp.example", "v6": "2001:db8::", "embedded": "::ffff:", "v4": "198.51.100."}
+    assert all(any(part in address for address in served) for part in kinds.values()), kinds
+    # Every string of every table, and every file the run wrote (DuckDB, dlt's state, trace, load packages).
+    loaded = " ".join(all_text_values(adversarial)).lower()
+    assert [address for address in served if address in loaded] == []
+    hits = []
+    for path in adversarial.root.rglob("*"):
+        if path.is_file():
+            content = path.read_bytes().lower()
+            hits += [f"{path.name}: {address}" for address in served if address.encode() in content]
+    assert hits == []
+    # Lookalikes come through unchanged; the rest of each string stays readable.
+    lookalikes = {
+        value for (value,) in adversarial.query("SELECT DISTINCT log_record__lookalikes FROM gong_logs.access_log")
+    }
+    assert lookalikes == set(LOOKALIKES)
+    headers = [v for (v,) in adversarial.query("SELECT value FROM gong_logs.access_log__log_record__request_headers")]
+    assert any(value.startswith("https://app.gong.example/share?email=") for value in headers)
+    if mode == "drop":
+        assert any(value == "[ip], [ip]" for value in headers) and any("[email]" in value for value in headers)
+    for log_type in LOG_TYPES:
+        assert adversarial.event_times(log_type.table_name) == truth_event_times(adversarial.sandbox, log_type.name)
+
+
+def test_hash_gives_a_person_the_same_token_by_key_and_inside_free_text(adversarial: Workspace) -> None:
+    adversarial.env.update({"SOURCES__GONG__PII": "hash", "SOURCES__GONG__PII_SALT": SALT})
+    assert adversarial.run("--start-date", START_DATE).returncode == 0
+
+    by_key = {
+        token for (token,) in adversarial.query("SELECT DISTINCT user_email_address FROM gong_logs.user_activity_log")
+    }
+    in_text = {
+        token
+        for (token,) in adversarial.query(
+            # oldValue is an int, a string or a bool: dlt keeps the strings in a variant column.
+            "SELECT DISTINCT old_value__v_text FROM gong_logs.user_activity_log__log_record__table_changes__row_changes"
+            "__column_changes WHERE column_name = 'notify'"
+        )
+    }
+    assert len(by_key) == 12 and in_text <= by_key and len(in_text) >= 10
+    ip_by_key = {v for (v,) in adversarial.query("SELECT DISTINCT log_record__ip_address FROM gong_logs.access_log")}
+    assert all(len(token) == 64 for token in ip_by_key)
+
+
+@pytest.mark.parametrize(
+    ("text", "addresses"),
+    [
+        ("X-Forwarded-For: 203.0.113.7, 2001:db8::1", ["203.0.113.7", "2001:db8::1"]),
+        ("?email=Ada.Lovelace+audit@Acme-Corp.example&x=1", ["Ada.Lovelace+audit@Acme-Corp.example"]),
+        ('{"ip": "[2001:db8:0:0:0:0:0:2]:443", "hop": "198.51.100.9:8080"}', ["2001:db8:0:0:0:0:0:2", "198.51.100.9"]),
+        (
+            "::ffff:192.0.2.128 and 2001:0db8:85a3:0000:0000:8a2e:0370:7334",
+            ["::ffff:192.0.2.128", "2001:0db8:85a3:0000:0000:8a2e:0370:7334"],
+        ),
+        ("client 1.2.3.4.5, api 10.0, at 12:30:45, 2026-01-01T10:20:30Z, mac 00:1A:2B:3C:4D:5E, std::vector", []),
+        ("ratio 255.255.255.256 build 2026.11.04 v1.2.3.4beta", []),
+    ],
+)
+def test_what_the_address_pattern_matches(text: str, addresses: list[str]) -> None:
+    assert find_addresses(text) == addresses

@@ -7,6 +7,7 @@ an endless timeline costs nothing until it is read.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -92,6 +93,10 @@ class SyntheticLogs:
     late_every: Optional[int] = None
     late_delay: timedelta = timedelta(minutes=10)
     seed: int = 7
+    adversarial: bool = False
+    """Also hide addresses where only a pattern finds them: request headers (`X-Forwarded-For: v4, v6`),
+    URLs with `?email=Mixed.Case+tag@...`, JSON kept as text, changed settings; plus lookalikes that
+    must survive (`1.2.3.4.5`, `10.0`, times of day, MAC addresses)."""
 
     def __post_init__(self) -> None:
         self._epoch_ms = int(self.epoch.timestamp() * 1000)
@@ -207,10 +212,12 @@ class SyntheticLogs:
         }
         if late:
             record["mfaMethod"] = ["TOTP", "WEBAUTHN", "SMS"][(rand >> 20) % 3]
+        if self.adversarial:
+            record.update(_hidden_addresses(index, rand))
         return record
 
     def _record_UserActivityLog(self, index: int, rand: int, late: bool) -> dict[str, Any]:
-        table_changes = []
+        table_changes: list[dict[str, Any]] = []
         for table_number in range(1 + rand % 2):
             rows = []
             for row_number in range(1 + (rand >> (4 + table_number)) % 2):
@@ -236,6 +243,13 @@ class SyntheticLogs:
         }
         if late:
             record["approvalTicket"] = f"CHG-{index % 10_000:04d}"
+        if self.adversarial:
+            first, last = USERS[(rand >> 3) % len(USERS)]
+            record["requestBody"] = json.dumps({"inviteEmail": _email(first, last).upper(), "fromIp": _ipv6(rand)})
+            first_row: dict[str, Any] = table_changes[0]["rowChanges"][0]
+            first_row["columnChanges"].append(
+                {"columnName": "notify", "oldValue": f"{first}.{last}@acme-corp.example", "newValue": _ipv4(rand)}
+            )
         return record
 
     def _record_UserCallPlay(self, index: int, rand: int, late: bool) -> dict[str, Any]:
@@ -275,6 +289,42 @@ class SyntheticLogs:
         if late:
             record["viewerCountry"] = ["US", "GB", "FR"][(rand >> 24) % 3]
         return record
+
+
+LOOKALIKES: tuple[str, ...] = (
+    "client 1.2.3.4.5",
+    "api 10.0",
+    "at 12:30:45",
+    "mac 00:1A:2B:3C:4D:5E",
+    "std::vector",
+    "build 2026.11.04",
+    "ratio 255.255.255.256",
+)
+"""Strings that look like addresses but are not: an adversarial sandbox serves them, and they must survive."""
+
+
+def _ipv4(rand: int) -> str:
+    return f"198.51.100.{rand % 200 + 1}"
+
+
+def _ipv6(rand: int) -> str:
+    return f"2001:db8::{rand % 4000 + 1:x}"
+
+
+def _hidden_addresses(index: int, rand: int) -> dict[str, Any]:
+    first, last = USERS[(rand >> 5) % len(USERS)]
+    mixed = f"{first}.{last}+audit@Acme-Corp.example"
+    viewer = EXTERNAL_VIEWERS[(rand >> 7) % len(EXTERNAL_VIEWERS)]
+    full = "2001:0db8:0000:0000:0000:0000:0000:0042"
+    v6 = [_ipv6(rand), f"[{_ipv6(rand >> 3)}]:443", f"::ffff:{_ipv4(rand >> 5)}", full]
+    return {
+        "requestHeaders": [
+            {"name": "X-Forwarded-For", "value": f"{_ipv4(rand)}, {v6[index % len(v6)]}"},
+            {"name": "Referer", "value": f"https://app.gong.example/share?email={mixed}&ref={viewer}"},
+            {"name": "X-Meta", "value": json.dumps({"viewer": viewer.upper(), "hop": f"{_ipv4(rand >> 9)}:8080"})},
+        ],
+        "lookalikes": LOOKALIKES[index % len(LOOKALIKES)],
+    }
 
 
 def _user_id(first: str) -> str:

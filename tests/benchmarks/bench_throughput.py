@@ -10,6 +10,8 @@ measured from outside (wall clock, CPU seconds and peak RSS of the process and i
 2. baseline: dlt's `rest_api_source` configured as its docs suggest (cursor paginator on `records.cursor`,
    `logEntries`, 404 ignored, incremental on `eventTime`), loaded into DuckDB in parquet, its fastest format.
 3. ours: `pipelines/gong_logs_pipeline.py` exactly as users run it (rate limit and budget configured off).
+4. ours-hash (on request): the same with `sources.gong.pii = hash`. Compare the PII cost with
+   `--contenders ours ours-hash --adversarial` (addresses hidden in headers, URLs and JSON text).
 
 Loaded row counts are checked against the sandbox truth (entries, and rows of child tables); a run
 that loads the wrong rows is reported as WRONG.
@@ -67,11 +69,14 @@ class Measurement:
 # -- the sandbox data and its truth --------------------------------------------------------------
 
 
-def make_logs(entries_per_type: int, now: datetime) -> SyntheticLogs:
-    """Synthetic logs of `entries_per_type` entries per type, all older than the pipeline's settle lag."""
+def make_logs(entries_per_type: int, now: datetime, adversarial: bool = False) -> SyntheticLogs:
+    """Synthetic logs of `entries_per_type` entries per type, all older than the pipeline's settle lag
+    (`adversarial`: with addresses hidden in free text, see SyntheticLogs)."""
     epoch = (now - timedelta(seconds=INTERVAL_SECONDS * entries_per_type) - timedelta(hours=2)).replace(microsecond=0)
     intervals: dict[str, Optional[float]] = {log_type.name: INTERVAL_SECONDS for log_type in LOG_TYPES}
-    return SyntheticLogs(epoch=epoch, intervals_seconds=intervals, max_entries_per_type=entries_per_type)
+    return SyntheticLogs(
+        epoch=epoch, intervals_seconds=intervals, max_entries_per_type=entries_per_type, adversarial=adversarial
+    )
 
 
 def count_rows(value: Any) -> int:
@@ -257,10 +262,10 @@ def loaded_counts(database: Path, dataset: str) -> dict[str, tuple[int, int]]:
 # -- the orchestration -----------------------------------------------------------------------------
 
 
-def bench_size(entries_per_type: int, contenders: list[str]) -> list[Measurement]:
+def bench_size(entries_per_type: int, contenders: list[str], adversarial: bool = False) -> list[Measurement]:
     """Serve `entries_per_type` entries per type and measure each contender on them."""
     now = datetime.now(timezone.utc)
-    logs = make_logs(entries_per_type, now)
+    logs = make_logs(entries_per_type, now, adversarial)
     results = []
     cache_size = len(LOG_TYPES) * entries_per_type * 2
     with GongSandbox(logs=logs, clock=SandboxClock(), entry_cache_size=cache_size) as sandbox:
@@ -282,7 +287,7 @@ def bench_size(entries_per_type: int, contenders: list[str]) -> list[Measurement
         for name in contenders:
             command, env = _command(name, sandbox, start, end, workdir, base_env)
             # Ours runs from the project directory, as users run it, so that .dlt/config.toml applies.
-            cwd = PROJECT_ROOT if name == "ours" else workdir
+            cwd = PROJECT_ROOT if name.startswith("ours") else workdir
             wall, cpu, peak, exit_code, output = measure(name, command, env, cwd, workdir)
             if exit_code:
                 print(f"{name}: exit {exit_code}\n{output}")
@@ -319,14 +324,23 @@ def _command(
         "SOURCES__GONG__CREDENTIALS__ACCESS_KEY_SECRET": sandbox.access_key_secret,
         "SOURCES__GONG__MAX_REQUESTS_PER_SECOND": "1000000",
         "SOURCES__GONG__MAX_REQUESTS_PER_RUN": "0",
-        "DESTINATION__DUCKDB__CREDENTIALS": str(workdir / "ours.duckdb"),
+        "DESTINATION__DUCKDB__CREDENTIALS": str(workdir / f"{name}.duckdb"),
     }
+    if name == "ours-hash":
+        # The same job with sources.gong.pii = hash (key rules and addresses inside every string); own state.
+        ours_env.update(
+            {
+                "SOURCES__GONG__PII": "hash",
+                "SOURCES__GONG__PII_SALT": "benchmark-salt-0123456789",
+                "DLT_DATA_DIR": str(workdir / "dlt-hash"),
+            }
+        )
     script = str(PROJECT_ROOT / "pipelines" / "gong_logs_pipeline.py")
     return [sys.executable, script, "--start-date", start], ours_env
 
 
 def _loaded_database(name: str, workdir: Path) -> tuple[Path, str]:
-    return (workdir / "baseline.duckdb", "gong") if name == "baseline" else (workdir / "ours.duckdb", "gong_logs")
+    return (workdir / "baseline.duckdb", "gong") if name == "baseline" else (workdir / f"{name}.duckdb", "gong_logs")
 
 
 def _format(m: Measurement) -> str:
@@ -353,6 +367,9 @@ def print_table(results: dict[int, list[Measurement]]) -> None:
         ours = by_name.get("ours")
         if ours is None:
             continue
+        if "ours-hash" in by_name:
+            share = by_name["ours-hash"].entries_per_second / max(ours.entries_per_second, 1e-9)
+            print(f"{size:,}/type: pii hash / keep: {share:.2f}x entries/s")
         for other in ("raw", "baseline"):
             if other in by_name:
                 ratio = ours.entries_per_second / max(by_name[other].entries_per_second, 1e-9)
@@ -367,7 +384,10 @@ def main() -> None:
     """Run the benchmark, or one contender when called with --child."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--entries-per-type", type=int, nargs="+", default=[20_000, 200_000])
-    parser.add_argument("--contenders", nargs="+", default=["raw", "baseline", "ours"])
+    parser.add_argument(
+        "--contenders", nargs="+", default=["raw", "baseline", "ours"], help="raw, baseline, ours, ours-hash"
+    )
+    parser.add_argument("--adversarial", action="store_true", help="serve addresses hidden in free text too")
     parser.add_argument("--child", choices=["raw", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--start", help=argparse.SUPPRESS)
@@ -381,7 +401,7 @@ def main() -> None:
         else:
             run_baseline(args.url, key, secret, args.start, args.end, args.database)
         return
-    results = {size: bench_size(size, args.contenders) for size in args.entries_per_type}
+    results = {size: bench_size(size, args.contenders, args.adversarial) for size in args.entries_per_type}
     print_table(results)
 
 
