@@ -40,7 +40,7 @@ ADDRESS_PATTERN: Final = re.compile(
     # IPv4: four octets 0-255, not part of a longer dotted number (1.2.3.4.5) or word.
     rf"|(?P<ipv4>(?<![\w.]){_IPV4}(?!\.?[0-9])(?![\w]))"
     # IPv6 candidate: hex groups and colons (full, compressed, IPv4-embedded), checked by `ipaddress` below.
-    rf"|(?P<ipv6>(?<![\w:.])(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}(?:{_IPV4}|[0-9A-Fa-f]{{0,4}})(?![\w:.]))",
+    rf"|(?P<ipv6>(?<![\w.])(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}(?:{_IPV4}|[0-9A-Fa-f]{{0,4}})(?![\w:]|\.[0-9]))",
 )
 """What `find_addresses` matches; README "Personal data" lists the same in words."""
 _QUICK_CHARS: Final = frozenset("@.:")

@@ -228,6 +228,7 @@ def test_hash_gives_a_person_the_same_token_by_key_and_inside_free_text(adversar
         ),
         ("client 1.2.3.4.5, api 10.0, at 12:30:45, 2026-01-01T10:20:30Z, mac 00:1A:2B:3C:4D:5E, std::vector", []),
         ("ratio 255.255.255.256 build 2026.11.04 v1.2.3.4beta", []),
+        ("client:2001:db8::1, from 2001:db8::7. addr:203.0.113.9.", ["2001:db8::1", "2001:db8::7", "203.0.113.9"]),
     ],
 )
 def test_what_the_address_pattern_matches(text: str, addresses: list[str]) -> None:
