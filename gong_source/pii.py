@@ -19,6 +19,7 @@ import hmac
 import ipaddress
 import re
 from typing import Any, Callable, Final, Optional
+from urllib.parse import unquote
 
 from gong_source.errors import GongConfigError
 
@@ -29,49 +30,85 @@ TOP_LEVEL_FIELDS: Final = frozenset(
 RECORD_FIELD_NAMES: Final = frozenset({"ipaddress", "ip", "clientip", "useragent"})
 RECORD_FIELD_SUFFIXES: Final = ("emailaddress", "email", "fullname")
 MIN_SALT_LENGTH: Final = 16
+TOKEN_CACHE_SIZE: Final = 100_000
 EMAIL_MARKER: Final = "[email]"
 IP_MARKER: Final = "[ip]"
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
-ADDRESS_PATTERN: Final = re.compile(
-    # An e-mail: local part with dots, + tags and the usual symbols, a dotted domain with a 2+ letter TLD.
-    r"(?P<email>(?<![\w.%+-])[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}(?![\w-]))"
-    # IPv4: four octets 0-255, not part of a longer dotted number (1.2.3.4.5) or word.
-    rf"|(?P<ipv4>(?<![\w.]){_IPV4}(?!\.?[0-9])(?![\w]))"
-    # IPv6 candidate: hex groups and colons (full, compressed, IPv4-embedded), checked by `ipaddress` below.
-    rf"|(?P<ipv6>(?<![\w.])(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}(?:{_IPV4}|[0-9A-Fa-f]{{0,4}})(?![\w:]|\.[0-9]))",
+EMAIL_PATTERN: Final = re.compile(
+    # A local part with dots, + tags and percent-escapes, `@` (or `%40` in a URL), a dotted domain with a
+    # 2+ letter TLD. Guards are ASCII, so text in another script around an address does not hide it.
+    r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+(?:@|%40)(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}(?![A-Za-z0-9])"
+)
+IPV4_PATTERN: Final = re.compile(
+    # Four octets 0-255, not part of a longer dotted number (1.2.3.4.5) or of an ASCII word.
+    rf"(?<![A-Za-z0-9.]){_IPV4}(?!\.?[0-9])(?![A-Za-z0-9])"
+)
+IPV6_PATTERN: Final = re.compile(
+    # Hex groups and colons (full, compressed, IPv4-embedded); each candidate is checked by `ipaddress`.
+    rf"(?<![A-Za-z0-9.])(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}(?:{_IPV4}|[0-9A-Fa-f]{{0,4}})(?![A-Za-z0-9]|\.[0-9])"
 )
 """What `find_addresses` matches; README "Personal data" lists the same in words."""
-_QUICK_CHARS: Final = frozenset("@.:")
 
 
 def replace_addresses(text: str, replacement: Callable[[str, str], str]) -> str:
-    """`text` with every e-mail and IP address replaced by `replacement(kind, address)` (kind: email or ip)."""
-    if not _QUICK_CHARS.intersection(text):
-        return text  # most strings: no address can be inside, skip the regular expression
+    """`text` with every e-mail and IP address replaced by `replacement(kind, address)` (kind: email or ip).
 
-    def substitute(match: re.Match[str]) -> str:
-        found = match.group(0)
-        if match.lastgroup == "ipv6":
+    Each pattern runs only on strings holding its marker characters (most strings hold none): e-mails
+    first, then IPv6 (whose embedded IPv4 stays part of it), then IPv4."""
+    if "@" in text or "%40" in text:
+        text = EMAIL_PATTERN.sub(lambda match: replacement("email", match.group(0)), text)
+    if text.count(":") >= 2:
+
+        def ipv6(match: re.Match[str]) -> str:
+            address, rest = _ipv6_prefix(match.group(0))
+            return match.group(0) if address is None else replacement("ip", address) + rest
+
+        text = IPV6_PATTERN.sub(ipv6, text)
+    if "." in text:
+        text = IPV4_PATTERN.sub(lambda match: replacement("ip", match.group(0)), text)
+    return text
+
+
+def _ipv6_prefix(candidate: str) -> tuple[Optional[str], str]:
+    """The IPv6 address that `candidate` starts with (trailing colons or groups dropped until one parses),
+    and what follows it; None for a time of day, a MAC address or `a::b` in code (no decimal digit)."""
+    end = len(candidate)
+    while end > 2:
+        address = candidate[:end]
+        if any(char.isdigit() for char in address):
             try:
-                ipaddress.IPv6Address(found)
+                ipaddress.IPv6Address(address)
+                return address, candidate[end:]
             except ValueError:
-                return found  # a time of day, a MAC address, "a::b" in code: not an address
-        return replacement("email" if match.lastgroup == "email" else "ip", found)
+                pass
+        end = candidate.rfind(":", 0, end - 1) + 1 if candidate[end - 1] != ":" else end - 1
+    return None, candidate
 
-    return ADDRESS_PATTERN.sub(substitute, text)
+
+def normalize_value(value: str) -> str:
+    """How a value is normalized before hashing: trimmed and lower-cased; percent-escapes of an e-mail
+    decoded; an IP address in its canonical form (`2001:DB8:0::1` and `2001:db8::1` are one address)."""
+    text = value.strip().lower()
+    if "%40" in text:  # an e-mail found percent-encoded in a URL
+        text = unquote(text)
+    try:
+        return ipaddress.ip_address(text).compressed
+    except ValueError:
+        return text
 
 
 def find_addresses(text: str) -> list[str]:
-    """Every e-mail and IP address in `text`, as `replace_addresses` would replace them."""
+    """Every e-mail and IP address in `text`, as `replace_addresses` would replace them (e-mails, then IPv6,
+    then IPv4)."""
     found: list[str] = []
 
-    def keep(_kind: str, address: str) -> str:
+    def collect(_kind: str, address: str) -> str:
         found.append(address)
-        return address
+        return "\x00"  # like a token: nothing a later pattern can match
 
-    replace_addresses(text, keep)
+    replace_addresses(text, collect)
     return found
 
 
@@ -95,6 +132,8 @@ class PiiPolicy:
             )
         self.mode = mode
         self._key = (salt or "").encode()
+        self._tokens: dict[str, str] = {}
+        """Tokens of values seen (people and addresses repeat across entries): HMAC once per value."""
 
     def apply(self, entry: dict[str, Any]) -> None:
         """Hash or drop the covered fields of one entry, then the addresses inside every other string."""
@@ -144,4 +183,10 @@ class PiiPolicy:
             return None
         if isinstance(value, list):
             return [self._token(item) for item in value]
-        return hmac.new(self._key, str(value).strip().lower().encode(), hashlib.sha256).hexdigest()
+        text = str(value)
+        token = self._tokens.get(text)
+        if token is None:
+            if len(self._tokens) >= TOKEN_CACHE_SIZE:
+                self._tokens.clear()
+            token = self._tokens[text] = hmac.new(self._key, normalize_value(text).encode(), hashlib.sha256).hexdigest()
+        return token

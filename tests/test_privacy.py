@@ -11,7 +11,7 @@ from typing import Iterator
 
 import pytest
 
-from gong_source.pii import find_addresses, is_record_pii
+from gong_source.pii import PiiPolicy, find_addresses, is_record_pii
 from gong_source.sandbox import Fault, GongSandbox, SandboxClock, SyntheticLogs
 from gong_source.sandbox.data import LOOKALIKES
 from gong_source.settings import LOG_TYPES
@@ -229,7 +229,26 @@ def test_hash_gives_a_person_the_same_token_by_key_and_inside_free_text(adversar
         ("client 1.2.3.4.5, api 10.0, at 12:30:45, 2026-01-01T10:20:30Z, mac 00:1A:2B:3C:4D:5E, std::vector", []),
         ("ratio 255.255.255.256 build 2026.11.04 v1.2.3.4beta", []),
         ("client:2001:db8::1, from 2001:db8::7. addr:203.0.113.9.", ["2001:db8::1", "2001:db8::7", "203.0.113.9"]),
+        ("fe80::1: refused; [::1]:8080; 2001:db8::1/64", ["fe80::1", "::1", "2001:db8::1"]),
+        ("请联系alice@example.com 来自10.0.0.1的请求 ip_10.0.0.2", ["alice@example.com", "10.0.0.1", "10.0.0.2"]),
+        ("?email=ALICE%40X.COM&b=bob%2Btag%40y.example", ["ALICE%40X.COM", "bob%2Btag%40y.example"]),
+        (
+            "<mailto:Bob.Smith@Sub.Example.co.uk> alice@example.com_backup",
+            ["Bob.Smith@Sub.Example.co.uk", "alice@example.com"],
+        ),
+        ("a::b dead::beef :: std::vector", []),
     ],
 )
 def test_what_the_address_pattern_matches(text: str, addresses: list[str]) -> None:
-    assert find_addresses(text) == addresses
+    assert sorted(find_addresses(text)) == sorted(addresses)
+
+
+def test_hash_tokens_are_one_per_address_however_it_is_written() -> None:
+    policy = PiiPolicy("hash", SALT)
+    entry = {
+        "userEmailAddress": "Alice@X.example",
+        "logRecord": {"ipAddress": "2001:DB8:0::1", "note": "alice%40x.example via [2001:db8::1]:443"},
+    }
+    policy.apply(entry)
+    email_token, ip_token = entry["userEmailAddress"], entry["logRecord"]["ipAddress"]
+    assert entry["logRecord"]["note"] == f"{email_token} via [{ip_token}]:443"
