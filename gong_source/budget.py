@@ -135,11 +135,6 @@ class BudgetPlanner:
             return None
         return max(0, self._allotted.get(log_type, 0) - self._governor.sent.get(log_type, 0))
 
-    def allotted(self, log_type: str) -> Optional[int]:
-        """Requests given to the type in this run so far (its share, plus what it drew from the pool)."""
-        with self._lock:
-            return None if self.budget is None else self._allotted.get(log_type, 0)
-
     def cap(self, log_type: str) -> Optional[int]:
         """Reserve for the type's next window and return how many requests it holds: None unlimited, 0 none.
 
@@ -248,13 +243,6 @@ class BudgetPlanner:
 
     # -- what to tell the user --------------------------------------------------------------------
 
-    def total_need(self) -> Optional[int]:
-        """Requests every type still needs, if all are known."""
-        with self._lock:
-            if any(need is None for need in self.needs.values()):
-                return None
-            return sum(need or 0 for need in self.needs.values())
-
     def runs_needed(self, need: int) -> Optional[int]:
         """How many runs of this budget the remaining `need` takes (None: unlimited budget)."""
         if self.budget is None or self.budget <= 0:
@@ -264,10 +252,8 @@ class BudgetPlanner:
     def budget_source(self) -> str:
         """Which setting or learned value limits this run, for messages."""
         if self.learned is not None and (self.max_requests is None or self.learned.calls < self.max_requests):
-            return (
-                f"Gong's daily quota as learned on {self.learned.learned_at[:16]} ({self.learned.calls} calls got "
-                "before a quota 429)"
-            )
+            how = "answered before a quota 429" if self.learned.source == "quota_429" else "answered in a run"
+            return f"Gong's daily quota as learned on {self.learned.learned_at[:16]} ({self.learned.calls} calls {how})"
         return f"sources.gong.max_requests_per_run = {self.max_requests}"
 
     def _log_plan_if_known(self) -> None:

@@ -313,9 +313,8 @@ def print_stop(report: RunReport, plan: ReadPlan) -> None:
     )
     for type_report in report.log_types.values():
         print(f"  {type_report.log_type}: {describe_progress(type_report, plan)}", file=sys.stderr)
-    lefts = [requests_left(plan, type_report) for type_report in report.log_types.values()]
-    if all(left is not None for left in lefts):
-        need = sum(left or 0 for left in lefts)
+    need = requests_still_needed(report, plan)
+    if need is not None:
         runs = planner.runs_needed(need)
         at_budget = f", about {runs} more run(s) at this budget" if runs else ""
         print(f"The rest needs about {need} requests{at_budget}. The next run continues from here.", file=sys.stderr)
@@ -343,7 +342,7 @@ def _why_not_moved(type_report: LogTypeReport, plan: ReadPlan, sent: int) -> tup
     """Why a type's progress did not move in this run, and which setting would help."""
     planner, governor = plan.planner, plan.governor
     minimum = 2 * len(plan.log_types)
-    if type_report.stopped_by_budget_share and (type_report.stopped_reason or "").startswith("the second at"):
+    if type_report.stop_kind == "dense_second":
         return type_report.stopped_reason or "", "until then this type cannot move"
     if governor.quota_stopped and not type_report.stopped_by_budget_share:
         learned = governor.answered
@@ -408,14 +407,19 @@ def write_summary_json(path: Path, session: ReadSession, exit_code: int, error: 
     temporary.replace(path)
 
 
+def requests_still_needed(report: RunReport, plan: ReadPlan) -> Optional[int]:
+    """Requests every type's range still needs after this run (None: some type's density is unknown)."""
+    lefts = [requests_left(plan, type_report) for type_report in report.log_types.values()]
+    return None if any(left is None for left in lefts) else sum(left or 0 for left in lefts)
+
+
 def budget_summary(session: ReadSession) -> Optional[dict[str, Any]]:
     """The run's planned budget, where it came from, and what the rest needs."""
     plan = session.plan
     if plan is None:
         return None
     planner = plan.planner
-    lefts = [requests_left(plan, r) for r in session.report.log_types.values()]
-    need = sum(left or 0 for left in lefts) if all(left is not None for left in lefts) else None
+    need = requests_still_needed(session.report, plan)
     learned = planner.learned
     return {
         "planned": planner.budget,
@@ -426,7 +430,7 @@ def budget_summary(session: ReadSession) -> Optional[dict[str, Any]]:
         "requests_answered": plan.governor.answered,
         "requests_committed": sum(r.committed_requests for r in session.report.log_types.values()),
         "requests_left": need,
-        "runs_left_at_this_budget": planner.runs_needed(need) if need else (0 if need == 0 else None),
+        "runs_left_at_this_budget": 0 if need == 0 else planner.runs_needed(need) if need else None,
     }
 
 

@@ -59,6 +59,17 @@ class GongEntryError(GongError):
 class StoppedEarly(GongError):
     """A deliberate, clean stop (request budget or Gong's daily quota spent); what was read is loaded."""
 
+    kind = "run"
+    """What stopped: the whole run here; a subclass names a stop of one log type."""
+
 
 class BudgetShareSpent(StoppedEarly):
     """One log type used its share of the run's budget; the other types go on with theirs."""
+
+    kind = "share"
+
+
+class SecondTooDense(BudgetShareSpent):
+    """One second of a type holds more pages than its share can read: more requests will not come this run."""
+
+    kind = "dense_second"

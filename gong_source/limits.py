@@ -37,10 +37,8 @@ class RequestGovernor:
         self._paused_until = 0.0
         self._lock = threading.Lock()
         self.sent: dict[str, int] = defaultdict(int)
-        self.throttled = 0
-        """429 answers (short and quota-sized): sent, but not calls that Gong answered."""
         self.answered = 0
-        """Responses other than 429: calls Gong (or whatever is at the base URL) answered."""
+        """Responses other than 429 (a 429 is sent, but not a call Gong answered): what a quota lets through."""
         self.quota_stopped = False
         self.stop_reason: Optional[str] = None
 
@@ -62,11 +60,9 @@ class RequestGovernor:
             self.quota_stopped = self.quota_stopped or quota
 
     def count_answer(self, status: int) -> None:
-        """Count a response: a 429, or a call that Gong answered."""
-        with self._lock:
-            if status == 429:
-                self.throttled += 1
-            else:
+        """Count a response that is not a 429 as a call Gong answered."""
+        if status != 429:
+            with self._lock:
                 self.answered += 1
 
     def pause(self, seconds: float) -> None:

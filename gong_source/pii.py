@@ -119,7 +119,7 @@ def is_record_pii(key: str) -> bool:
 
 
 class PiiPolicy:
-    """Applies the configured mode to an entry, in place (after its merge key was derived)."""
+    """Applies the configured mode to an entry, in place (before its merge key is derived)."""
 
     def __init__(self, mode: str, salt: Optional[str]) -> None:
         if mode not in PII_MODES:

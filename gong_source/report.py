@@ -26,7 +26,9 @@ class LogTypeReport:
     last_event_time: Optional[datetime] = None
     complete: bool = False
     stopped_reason: Optional[str] = None
-    stopped_by_budget_share: bool = False
+    stop_kind: Optional[str] = None
+    """Why it stopped: "run" (budget spent or Gong's quota), "share" (its share of the budget is spent; it
+    reads on when other types leave requests), "dense_second" (a second holds more than its share can read)."""
     progress_before: Optional[datetime] = None
     """Saved progress (`loaded_until`) when the run started: every entry before it was loaded."""
     progress_after: Optional[datetime] = None
@@ -35,6 +37,11 @@ class LogTypeReport:
     committed_entries: int = 0
     committed_requests: int = 0
     """Requests of the windows this run completed (their rows and progress are loaded together)."""
+
+    @property
+    def stopped_by_budget_share(self) -> bool:
+        """Whether only this type stopped, for lack of requests of its own."""
+        return self.stop_kind in ("share", "dense_second")
 
     @property
     def progress_moved(self) -> bool:
@@ -106,8 +113,8 @@ class RunReport:
         reopened = []
         with self._lock:
             for report in self.log_types.values():
-                if report.stopped_by_budget_share and not report.complete:
-                    report.stopped_reason, report.stopped_by_budget_share = None, False
+                if report.stop_kind == "share" and not report.complete:
+                    report.stopped_reason, report.stop_kind = None, None
                     reopened.append(report.log_type)
         return reopened
 

@@ -26,7 +26,13 @@ from gong_source.budget import BudgetPlanner, LearnedQuota
 from gong_source.client import GongLogsClient, HttpSettings
 from gong_source.config import TimeRange
 from gong_source.entries import EntryKeyer, prepare_entries
-from gong_source.errors import BudgetShareSpent, GongConfigError, IncompleteWindowError, StoppedEarly
+from gong_source.errors import (
+    BudgetShareSpent,
+    GongConfigError,
+    IncompleteWindowError,
+    SecondTooDense,
+    StoppedEarly,
+)
 from gong_source.limits import RequestGovernor
 from gong_source.pii import PiiPolicy
 from gong_source.report import LogTypeReport, RunReport
@@ -235,7 +241,7 @@ def read_log_type(
         plan.planner.finish(log_type.name)
     except StoppedEarly as stop:
         type_report.stopped_reason = str(stop)
-        type_report.stopped_by_budget_share = isinstance(stop, BudgetShareSpent)
+        type_report.stop_kind = stop.kind
         plan.planner.finish(log_type.name)
         logger.warning("%s: stopping early, progress saved up to %s: %s", log_type.name, window_start, stop)
     finally:
@@ -311,7 +317,7 @@ def _read_window(
     span = plan.spans.get(name)
     cap = plan.planner.cap(name)
     if cap == 0:
-        raise BudgetShareSpent(_share_spent_reason(plan, name))
+        raise BudgetShareSpent(_share_spent_reason(plan))
     density = plan.densities.get(name)
     if cap is not None and density:
         # Aim below what the held requests can read, so that a density a little off still fits.
@@ -346,7 +352,7 @@ def _read_window(
         # The requests this type holds cannot finish the window, which would be read in vain.
         pages.close()
         if duration <= MIN_WINDOW:
-            raise BudgetShareSpent(_second_too_dense_reason(plan, name, window, total))
+            raise SecondTooDense(_second_too_dense_reason(plan, window, total))
         window.resized = True
         return window
     if span is not None:
@@ -370,7 +376,7 @@ def _saved_density(state: dict[str, Any]) -> Optional[float]:
     return float(value) if isinstance(value, (int, float)) and value >= 0 else None
 
 
-def _second_too_dense_reason(plan: ReadPlan, name: str, window: _Window, total: int) -> str:
+def _second_too_dense_reason(plan: ReadPlan, window: _Window, total: int) -> str:
     pages = -(-total // PAGE_SIZE)
     return (
         f"the second at {window.start.isoformat()} alone holds {total} entries ({pages} requests), more than its "
@@ -379,7 +385,7 @@ def _second_too_dense_reason(plan: ReadPlan, name: str, window: _Window, total: 
     )
 
 
-def _share_spent_reason(plan: ReadPlan, name: str) -> str:
+def _share_spent_reason(plan: ReadPlan) -> str:
     planner = plan.planner
     return (
         f"its share of this run's budget is spent (the run's budget: {planner.budget} requests, from "
@@ -413,7 +419,7 @@ def _log_plan(log_type: LogType, window: _Window, total: int, plan: ReadPlan) ->
     requests = -(-total // PAGE_SIZE)
     seconds = requests / plan.governor.max_per_second if plan.governor.max_per_second else 0.0
     held = plan.planner.balance(log_type.name)
-    share = "no budget limit" if held is None else f"its share of the run's budget: {held + 1} requests"
+    share = "no budget limit" if held is None else f"{held} more requests of the run's budget held for it"
     logger.info(
         "plan %s: %d entries in [%s, %s) -> about %d requests, %.0f s at %.1f/s alone; %s",
         log_type.name,

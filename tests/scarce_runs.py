@@ -26,7 +26,6 @@ class RunResult:
 
     returncode: int
     requests: int
-    throttled: int
     committed_requests: int
     summary: dict[str, Any]
     stderr: str
@@ -98,7 +97,6 @@ class Backfill:
         run = RunResult(
             returncode=result.returncode,
             requests=len(answers),
-            throttled=sum(a.status == 429 for a in answers),
             committed_requests=committed,
             summary=summary,
             stderr=result.stderr,
