@@ -2,6 +2,7 @@
 
     gong-logs                 # incremental run, config from .dlt/ or env
     gong-logs --demo          # no Gong account: a local sandbox into DuckDB
+    gong-logs fields          # every loaded column: type, fill rate, example, the view it feeds
 
 Exit codes: 0 everything asked for is loaded; 75 stopped early on purpose with progress saved
 (budget or Gong's daily quota spent), or another run of the pipeline was in progress; 1 any error
@@ -30,9 +31,10 @@ from dlt.pipeline.pipeline import Pipeline
 
 from gong_source import GongConfigError, GongCredentials, GongError, LogTypeReport, RunReport, gong_source
 from gong_source.config import parse_datetime
+from gong_source.fields import ExampleRedactor, fields_report, fields_report_dict, print_fields_report
 from gong_source.sandbox import GongSandbox
 from gong_source.source import utc_now
-from gong_source.views import create_audit_views
+from gong_source.views import ViewColumns, ViewOutcome, check_view_columns, create_audit_views, read_view_columns
 from gong_source.windows import ReadPlan, ReadSession, requests_left
 
 EXIT_OK = 0
@@ -48,12 +50,13 @@ DEMO_PIPELINE_NAME = "gong_logs_demo"
 DEMO_DATABASE = "gong_logs_demo.duckdb"
 DEMO_HISTORY = timedelta(days=2)
 DEMO_QUERY = """
-SELECT user_email_address, count(*) AS plays, round(sum(log_record__play_duration_seconds) / 60.0) AS minutes
+SELECT user_email_address, count(*) AS plays, round(sum(played_seconds) / 60.0) AS minutes
 FROM {table}
 GROUP BY user_email_address
 ORDER BY plays DESC, user_email_address
 LIMIT 5
 """
+RUN_ONLY_OPTIONS = ("start_date", "end_date", "log_types")
 
 
 class AnotherRunInProgress(GongError):
@@ -77,12 +80,22 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
             "was in progress (run again later); 1 error."
         ),
     )
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=("run", "fields"),
+        default="run",
+        help="run (default): load what is new; fields: report every loaded column (type, fill rate, example, "
+        "the view column it feeds) to map a tenant's field names to the views",
+    )
     parser.add_argument("--start-date", help="where a first run begins, ISO-8601 (default: 30 days ago)")
     parser.add_argument("--end-date", help="exclusive end of a bounded backfill, ISO-8601 (state is not moved)")
     parser.add_argument("--log-types", help="comma-separated subset, e.g. AccessLog,UserCallPlay (default: all five)")
     parser.add_argument("--destination", help=f"any dlt destination name (default: duckdb, file {DUCKDB_FILE})")
     parser.add_argument("--dataset-name", help="dataset (schema) to load into (default: gong_logs)")
-    parser.add_argument("--summary-json", metavar="PATH", help="also write a machine-readable run summary here")
+    parser.add_argument(
+        "--summary-json", metavar="PATH", help="also write a machine-readable run summary (or fields report) here"
+    )
     parser.add_argument(
         "--demo",
         action="store_true",
@@ -91,6 +104,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.demo and (args.destination or args.dataset_name):
         parser.error(f"--demo always loads into its own {DEMO_DATABASE}; drop --destination/--dataset-name.")
+    given = [f"--{name.replace('_', '-')}" for name in RUN_ONLY_OPTIONS if getattr(args, name) is not None]
+    if args.command == "fields" and given:
+        verb = "applies" if len(given) == 1 else "apply"
+        parser.error(f"fields reads what is loaded; {', '.join(given)} {verb} only to a run.")
     return args
 
 
@@ -107,6 +124,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     session = ReadSession(batch_loads=True)
     exit_code, error = EXIT_ERROR, None
     try:
+        if args.command == "fields":
+            return report_fields(args)
         exit_code = run_demo(args, session) if args.demo else run(args, session)
     except AnotherRunInProgress as busy:
         exit_code, error = EXIT_STOPPED_EARLY, str(busy)
@@ -117,7 +136,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         if session.plan:
             session.plan.close()
-        if args.summary_json:
+        if args.summary_json and args.command == "run":
             # Written whatever happened, so that a monitor never reads a stale success.
             write_summary_json(Path(args.summary_json), session, exit_code, error)
     return exit_code
@@ -142,9 +161,10 @@ def run(args: argparse.Namespace, session: ReadSession) -> int:
         destination=destination_for(args.destination or "duckdb"),
         dataset_name=args.dataset_name or PIPELINE_NAME,
     )
+    view_columns = checked_view_columns(pipeline)
     sources = iter_sources(first_source, lambda: gong_source(session=session, **options))
     with exclusive_run(pipeline):
-        exit_code = load(pipeline, sources, session)
+        exit_code = load(pipeline, sources, session, view_columns)
     warn_if_start_date_ignored(args.start_date if not args.end_date else None, session.report)
     return exit_code
 
@@ -183,10 +203,61 @@ def run_demo(args: argparse.Namespace, session: ReadSession) -> int:
         with exclusive_run(pipeline):
             if not demo_database.exists():
                 pipeline = pipeline.drop()  # the demo database was deleted: start over, not from stale state
-            exit_code = load(pipeline, sources, session)
-    if exit_code == EXIT_OK and "user_call_play" in pipeline.default_schema.tables:
+            exit_code = load(pipeline, sources, session, checked_view_columns(pipeline))
+    if exit_code == EXIT_OK and any(view.get("view") == "v_call_plays" for view in created_views(session.report)):
         print_demo_query(pipeline)
     return exit_code
+
+
+def checked_view_columns(pipeline: Pipeline) -> ViewColumns:
+    """`[sources.gong.view_columns]`, refused before any request if it names a column that a loaded table
+    lacks (tables not loaded yet are checked after their first load)."""
+    mapping = read_view_columns()
+    schema = pipeline.schemas.get(pipeline.default_schema_name) if pipeline.default_schema_name else None
+    check_view_columns(mapping, schema)
+    return mapping
+
+
+def created_views(report: RunReport) -> list[dict[str, Any]]:
+    """The views the run created."""
+    return [view for view in report.views if view.get("status") == "created"]
+
+
+def report_fields(args: argparse.Namespace) -> int:
+    """`gong-logs fields`: profile what the pipeline loaded, and say what each view reads or lacks."""
+    if args.demo:
+        database = Path.cwd() / DEMO_DATABASE
+        destination: Any = dlt.destinations.duckdb(str(database))
+        pipeline_name, dataset, pii_mode = DEMO_PIPELINE_NAME, PIPELINE_NAME, "keep"
+    else:
+        database = Path.cwd() / DUCKDB_FILE
+        destination = destination_for(args.destination or "duckdb")
+        pipeline_name, dataset = PIPELINE_NAME, args.dataset_name or PIPELINE_NAME
+        pii_mode = str(dlt.config.get("sources.gong.pii") or "keep")
+    mapping = read_view_columns()
+    pipeline = dlt.pipeline(pipeline_name=pipeline_name, destination=destination, dataset_name=dataset)
+    reads_default_file = isinstance(destination, dlt.destinations.duckdb) and not database.exists()
+    if not pipeline.default_schema_name and not reads_default_file:
+        pipeline.sync_destination()  # a fresh machine (an ephemeral worker): the schema is in the destination
+    if not pipeline.default_schema_name:
+        where = f"{database.name} in {Path.cwd()}" if reads_default_file else f"dataset {dataset}"
+        raise GongError(
+            f"Nothing loaded by pipeline {pipeline_name} was found ({where}). Run the job first, from this folder, "
+            "or pass the --destination and --dataset-name it loads into."
+        )
+    redactor = ExampleRedactor(pii_mode, configured_secrets())
+    profiles, outcomes = fields_report(pipeline, mapping, redactor)
+    print_fields_report(pipeline, profiles, outcomes, pii_mode)
+    if args.summary_json:
+        write_json(Path(args.summary_json), fields_report_dict(profiles, outcomes, pii_mode))
+    return EXIT_OK
+
+
+def configured_secrets() -> list[str]:
+    """The configured secret values: an example that contains one is withheld."""
+    keys = ("credentials.access_key_secret", "credentials.access_token", "pii_salt")
+    values: list[Any] = [dlt.secrets.get(f"sources.gong.{key}") for key in keys]
+    return [str(value) for value in values if value]
 
 
 def iter_sources(first: DltSource, make_next: Callable[[], DltSource]) -> Iterator[DltSource]:
@@ -250,7 +321,9 @@ def exclusive_run(pipeline: Pipeline) -> Iterator[None]:
             fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
-def load(pipeline: Pipeline, sources: Iterator[DltSource], session: ReadSession) -> int:
+def load(
+    pipeline: Pipeline, sources: Iterator[DltSource], session: ReadSession, view_columns: Optional[ViewColumns] = None
+) -> int:
     """Load window after window until every log type is complete or the run stops early; then report.
 
     Call it holding `exclusive_run(pipeline)`.
@@ -283,16 +356,31 @@ def load(pipeline: Pipeline, sources: Iterator[DltSource], session: ReadSession)
             raise GongError("A load read nothing new although some log types are incomplete; stopping, not looping.")
     session.count_requests()
     print_summary(report, dict(row_counts), loads)
-    try:
-        views = [] if is_file_destination(pipeline) else create_audit_views(pipeline)
-        print(f"Audit views: {', '.join(views) or 'none (not loaded yet, or the destination holds files)'}")
-    except Exception as error:  # the data is loaded; views are a convenience, so warn instead
-        report.warn(f"the audit views were not created ({explain(error)}); the tables are loaded")
+    if is_file_destination(pipeline):
+        print("Audit views: none (the destination holds files; query the tables)")
+    else:
+        try:
+            outcomes = create_audit_views(pipeline, view_columns)
+            report.views = [outcome.as_dict() for outcome in outcomes]
+            print_views(outcomes)
+        except Exception as error:  # the data is loaded; views are a convenience, so warn instead
+            report.warn(f"the audit views were not created ({explain(error)}); the tables are loaded")
     if report.stopped_reason and session.plan:
         print_stop(report, session.plan)
     for warning in report.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
     return EXIT_STOPPED_EARLY if report.stopped_reason else EXIT_OK
+
+
+def print_views(outcomes: list[ViewOutcome]) -> None:
+    """Which views were created; for each one skipped or incomplete, what is missing and the setting that maps it."""
+    created = [outcome.name for outcome in outcomes if outcome.created]
+    print(f"Audit views: {', '.join(created) or 'none'}")
+    for outcome in outcomes:
+        if outcome.reason():
+            print(f"  {outcome.summary()}")
+    if any(not outcome.created for outcome in outcomes):
+        print('  `gong-logs fields` lists every loaded column; README "Views on your tenant" shows the mapping.')
 
 
 def print_stop(report: RunReport, plan: ReadPlan) -> None:
@@ -401,9 +489,15 @@ def write_summary_json(path: Path, session: ReadSession, exit_code: int, error: 
         "budget": budget_summary(session),
         "warnings": report.warnings,
         "log_types": [type_report.as_dict() for type_report in report.log_types.values()],
+        "views": report.views,
     }
+    write_json(path, summary)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON atomically: a reader never sees half a file."""
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(summary, indent=2))
+    temporary.write_text(json.dumps(data, indent=2, default=str))
     temporary.replace(path)
 
 
@@ -479,7 +573,7 @@ def print_summary(report: RunReport, row_counts: dict[str, int], loads: int) -> 
 def print_demo_query(pipeline: Pipeline) -> None:
     """Show one example audit question answered in SQL on the demo database."""
     with pipeline.sql_client() as client:
-        query = DEMO_QUERY.format(table=client.make_qualified_table_name("user_call_play"))
+        query = DEMO_QUERY.format(table=client.make_qualified_table_name("v_call_plays"))
         rows = client.execute_sql(query) or []
     print("\nExample query: who played the most calls (all loads so far)")
     print(query.strip())

@@ -80,6 +80,8 @@ class RunReport:
 
     log_types: dict[str, LogTypeReport] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    views: list[dict[str, Any]] = field(default_factory=list)
+    """Each audit view's outcome after the run (created or skipped, and why), for `--summary-json`."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def for_type(self, log_type: str, table_name: str) -> LogTypeReport:

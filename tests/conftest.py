@@ -16,6 +16,7 @@ import pytest
 
 from gong_source.entries import parse_event_time
 from gong_source.sandbox import GongSandbox, SandboxClock, SyntheticLogs
+from tests.postgres_server import PostgresServer, PostgresUnavailable
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PIPELINE_SCRIPT = PROJECT_ROOT / "pipelines" / "gong_logs_pipeline.py"
@@ -80,6 +81,13 @@ class Workspace:
         )
         return PipelineRun(done.returncode, done.stdout, done.stderr)
 
+    def write_config(self, text: str) -> Path:
+        """Write the workspace's `.dlt/config.toml`, as a user edits it."""
+        config = self.root / ".dlt" / "config.toml"
+        config.parent.mkdir(exist_ok=True)
+        config.write_text(text)
+        return config
+
     def query(self, sql: str, database: str = "gong_audit.duckdb") -> list[tuple[Any, ...]]:
         """Run SQL on the workspace's DuckDB file (schema `gong_logs`)."""
         with duckdb.connect(str(self.root / database), read_only=True) as connection:
@@ -112,7 +120,52 @@ def sandbox() -> Iterator[GongSandbox]:
         yield server
 
 
+TENANT_MAPPING = """\
+# The renamed tenant: what `gong-logs fields` shows, mapped to the views' columns.
+[sources.gong.view_columns.user_call_play]
+call_id = "log_record__conversation_id"
+played_seconds = "log_record__watched_seconds"
+
+[sources.gong.view_columns.access_log]
+ip = "log_record__remote_address"
+action = "log_record__event_name"
+
+[sources.gong.view_columns.externally_shared_call_access]
+viewer_email = "user_email_address"
+
+[sources.gong.view_columns.externally_shared_call_play]
+viewer_email = "user_email_address"
+"""
+
+
+@pytest.fixture
+def renamed_sandbox() -> Iterator[GongSandbox]:
+    """A second tenant: the same events, other field names (`SyntheticLogs.renamed_fields`)."""
+    logs = SyntheticLogs(epoch=EPOCH, renamed_fields=True)
+    with GongSandbox(logs=logs, clock=SandboxClock(FIRST_CLOCK)) as server:
+        yield server
+
+
+@pytest.fixture
+def tenant(tmp_path: Path, renamed_sandbox: GongSandbox) -> Workspace:
+    """A clean working directory whose pipeline reads from the renamed tenant."""
+    return Workspace(tmp_path, renamed_sandbox)
+
+
 @pytest.fixture
 def workspace(tmp_path: Path, sandbox: GongSandbox) -> Workspace:
     """A clean working directory whose pipeline reads from `sandbox`."""
     return Workspace(tmp_path, sandbox)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server for the session; skipped only where none can be started, never in CI."""
+    try:
+        server = PostgresServer().start()
+    except PostgresUnavailable as problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the PostgreSQL tests, but no server could be started: {problem}")
+        pytest.skip(f"no PostgreSQL server could be started here: {problem}")
+    yield server.url
+    server.stop()

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,7 +16,6 @@ from deltalake import DeltaTable
 from gong_source.sandbox import GongSandbox
 from gong_source.settings import LOG_TYPES
 from tests.conftest import EPOCH, START_DATE, Workspace, truth_event_times
-from tests.postgres_server import PostgresServer, PostgresUnavailable
 
 
 class Target(Protocol):
@@ -71,19 +68,6 @@ class FilesystemTarget:
                 arrow_table = DeltaTable(str(table_dir)).to_pyarrow_table()  # noqa: F841 - read by DuckDB below
                 connection.execute(f'CREATE TABLE gong_logs."{table_dir.name}" AS SELECT * FROM arrow_table')
         return connection.execute(sql.format(dataset="gong_logs")).fetchall()
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A PostgreSQL server for the session; skipped only where none can be started, never in CI."""
-    try:
-        server = PostgresServer().start()
-    except PostgresUnavailable as problem:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the PostgreSQL tests, but no server could be started: {problem}")
-        pytest.skip(f"no PostgreSQL server could be started here: {problem}")
-    yield server.url
-    server.stop()
 
 
 @pytest.fixture(params=["duckdb", "postgres", "filesystem"])

@@ -78,9 +78,7 @@ def test_an_unknown_daily_quota_is_learned_and_each_later_day_commits_most_of_it
     assert backfill.equals_truth()
 
 
-def test_a_budget_too_small_to_move_says_why_and_which_setting_helps(
-    tmp_path: Path, backfills: list[Backfill]
-) -> None:
+def test_a_budget_too_small_to_move_says_why_and_which_setting_helps(tmp_path: Path, backfills: list[Backfill]) -> None:
     backfill = Backfill(tmp_path, 1500, budget=5)
     backfills.append(backfill)
 

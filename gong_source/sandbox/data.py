@@ -97,6 +97,10 @@ class SyntheticLogs:
     """Also hide addresses where only a pattern finds them: request headers (`X-Forwarded-For: v4, v6`),
     URLs with `?email=Mixed.Case+tag@...`, JSON kept as text, changed settings; plus lookalikes that
     must survive (`1.2.3.4.5`, `10.0`, times of day, MAC addresses)."""
+    renamed_fields: bool = False
+    """A second tenant: `logRecord` fields under other names (`RENAMED_RECORD_KEYS`), call ids of shared calls
+    nested (`call.id`), the external viewer's e-mail in the top-level `userEmailAddress`, and a session token
+    in AccessLog: what the views and the fields report must cope with."""
 
     def __post_init__(self) -> None:
         self._epoch_ms = int(self.epoch.timestamp() * 1000)
@@ -192,6 +196,8 @@ class SyntheticLogs:
         entry["eventTime"] = render_time(moment, OFFSETS[index % len(OFFSETS)], with_millis=index % 3 == 0)
         builder = getattr(self, f"_record_{log_type}")
         entry["logRecord"] = builder(index, rand, late)
+        if self.renamed_fields:
+            _rename_fields(log_type, entry, rand)
         return entry
 
     @staticmethod
@@ -289,6 +295,27 @@ class SyntheticLogs:
         if late:
             record["viewerCountry"] = ["US", "GB", "FR"][(rand >> 24) % 3]
         return record
+
+
+RENAMED_RECORD_KEYS: dict[str, dict[str, str]] = {
+    "AccessLog": {"action": "eventName", "ipAddress": "remoteAddress"},
+    "UserCallPlay": {"callId": "conversationId", "playDurationSeconds": "watchedSeconds"},
+    "ExternallySharedCallAccess": {"ipAddress": "clientIp"},
+    "ExternallySharedCallPlay": {"ipAddress": "clientIp"},
+}
+"""`logRecord` keys of the renamed tenant: old name -> its name there."""
+
+
+def _rename_fields(log_type: str, entry: dict[str, Any], rand: int) -> None:
+    """Turn a default entry into the renamed tenant's (`SyntheticLogs.renamed_fields`), in place."""
+    renames = RENAMED_RECORD_KEYS.get(log_type, {})
+    record = {renames.get(key, key): value for key, value in entry["logRecord"].items()}
+    if log_type.startswith("ExternallyShared"):
+        record["call"] = {"id": record.pop("callId")}
+        entry["userEmailAddress"] = record.pop("viewerEmailAddress")
+    if log_type == "AccessLog":
+        record["sessionToken"] = f"gst_{mix(rand, 99):016x}"
+    entry["logRecord"] = record
 
 
 LOOKALIKES: tuple[str, ...] = (

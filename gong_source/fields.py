@@ -1,0 +1,205 @@
+"""The fields report (`gong-logs fields`): every column of every loaded table with its type, fill rate,
+one example and the view columns it feeds, so that a user can map a tenant's field names in minutes.
+
+It reads the destination through dlt's SQL client, so it works wherever the job loads tables.
+Examples honour the pii mode and never show what looks like a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Final, Optional, Sequence
+
+from dlt.common.schema import Schema
+from dlt.pipeline.pipeline import Pipeline
+
+from gong_source.pii import EMAIL_MARKER, IP_MARKER, TOP_LEVEL_FIELDS, is_record_pii, replace_addresses
+from gong_source.views import ViewColumns, ViewOutcome, column_uses, plan_audit_views
+
+SAMPLE_ROWS: Final = 100
+"""Rows read per table to find examples; a column empty in them gets one query of its own."""
+EXAMPLE_WIDTH: Final = 48
+SECRET_NAME: Final = re.compile(
+    r"secret|token|passw|authori[sz]|cookie|api_?key|credential|signature|private_?key|session_?id", re.IGNORECASE
+)
+"""Column names whose values are never shown."""
+SECRET_VALUE: Final = re.compile(
+    r"\b(?:bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}|\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}|-----BEGIN ", re.IGNORECASE
+)
+"""Values that look like credentials (an Authorization header, a JWT, a PEM key) are never shown."""
+TOKEN: Final = re.compile(r"[0-9a-f]{64}")
+"""What `pii = hash` writes in place of a person's data."""
+PII_COLUMN_NAMES: Final = frozenset(re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower() for name in TOP_LEVEL_FIELDS)
+
+
+@dataclass
+class ColumnProfile:
+    """One column of a table, as the report shows it."""
+
+    name: str
+    data_type: str
+    filled: int
+    example: Optional[str]
+    used_by: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TableProfile:
+    """One loaded table: its row count and columns (or why it could not be read)."""
+
+    name: str
+    rows: int = 0
+    columns: list[ColumnProfile] = field(default_factory=list)
+    error: Optional[str] = None
+
+
+class ExampleRedactor:
+    """Turns a stored value into a printable example that honours the pii mode and shows no secret."""
+
+    def __init__(self, pii_mode: str, secrets: list[str]) -> None:
+        self.pii_mode = pii_mode
+        self._secrets = [secret for secret in secrets if len(secret) >= 6]
+
+    def example(self, column: str, value: Any) -> str:
+        """The example shown for `value` of `column`."""
+        if SECRET_NAME.search(column):
+            return "[withheld: the column name suggests a secret]"
+        text = _as_text(value)
+        if SECRET_VALUE.search(text) or any(secret in text for secret in self._secrets):
+            return "[withheld: looks like a credential]"
+        if self.pii_mode != "keep":
+            if _is_pii_column(column) and not TOKEN.fullmatch(text):
+                return f"[withheld: pii = {self.pii_mode}]"
+            text = replace_addresses(text, lambda kind, _address: EMAIL_MARKER if kind == "email" else IP_MARKER)
+        return text if len(text) <= EXAMPLE_WIDTH else text[: EXAMPLE_WIDTH - 1] + "…"
+
+
+def _is_pii_column(column: str) -> bool:
+    """Whether a loaded column holds a field that the pii rules cover (by its last name segment)."""
+    leaf = column.rsplit("__", 1)[-1]
+    return column in PII_COLUMN_NAMES or is_record_pii(leaf.replace("_", ""))
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, default=str, ensure_ascii=False)
+    if isinstance(value, (bytes, bytearray)):
+        return f"<{len(value)} bytes>"
+    return str(value)
+
+
+def profile_tables(pipeline: Pipeline, redactor: ExampleRedactor, outcomes: list[ViewOutcome]) -> list[TableProfile]:
+    """Profile every data table of the pipeline's schema in its destination."""
+    schema = pipeline.default_schema
+    uses = column_uses(outcomes)
+    profiles = []
+    with pipeline.sql_client() as client:
+        for table in sorted(schema.data_table_names()):
+            columns = [name for name, column in schema.tables[table]["columns"].items() if column.get("data_type")]
+            profile = TableProfile(table)
+            profiles.append(profile)
+            if not columns:
+                continue
+            qualified = client.make_qualified_table_name(table)
+            escaped = [client.escape_column_name(name) for name in columns]
+            try:
+                counted = ", ".join(f"count({name})" for name in escaped)
+                counts = _one_row(client.execute_sql(f"SELECT count(*), {counted} FROM {qualified}"))
+                sample = client.execute_sql(f"SELECT {', '.join(escaped)} FROM {qualified} LIMIT {SAMPLE_ROWS}") or []
+                profile.rows = int(counts[0])
+                for position, name in enumerate(columns):
+                    filled = int(counts[position + 1])
+                    value = next((row[position] for row in sample if row[position] is not None), None)
+                    if value is None and filled:  # a sparse column: fetch one value of its own
+                        column_sql = escaped[position]
+                        query = f"SELECT {column_sql} FROM {qualified} WHERE {column_sql} IS NOT NULL LIMIT 1"
+                        value = _one_row(client.execute_sql(query))[0]
+                    profile.columns.append(
+                        ColumnProfile(
+                            name,
+                            _data_type(schema, table, name),
+                            filled,
+                            None if value is None else redactor.example(name, value),
+                            uses.get((table, name), []),
+                        )
+                    )
+            except Exception as error:  # one unreadable table (dropped by hand, say) must not hide the others
+                profile.error = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+    return profiles
+
+
+def _one_row(rows: Optional[Sequence[Sequence[Any]]]) -> Sequence[Any]:
+    if not rows:
+        raise ValueError("the query returned no row")
+    return rows[0]
+
+
+def _data_type(schema: Schema, table: str, column: str) -> str:
+    return str(schema.tables[table]["columns"][column].get("data_type"))
+
+
+def fields_report(
+    pipeline: Pipeline, mapping: ViewColumns, redactor: ExampleRedactor
+) -> tuple[list[TableProfile], list[ViewOutcome]]:
+    """The tables' profiles and each view's outcome against the loaded schema (no view is created)."""
+    outcomes = plan_audit_views(pipeline.default_schema, mapping)
+    return profile_tables(pipeline, redactor, outcomes), outcomes
+
+
+def print_fields_report(
+    pipeline: Pipeline, profiles: list[TableProfile], outcomes: list[ViewOutcome], pii_mode: str
+) -> None:
+    """The report for a person: one block per table, then what each view reads or lacks."""
+    destination = pipeline.destination.destination_type.rsplit(".", 1)[-1] if pipeline.destination else "-"
+    print(
+        f"Fields of dataset {pipeline.dataset_name} (pipeline {pipeline.pipeline_name}, destination {destination}); "
+        f"examples under pii = {pii_mode}."
+    )
+    for profile in profiles:
+        print(f"\n{profile.name}: {profile.rows} rows" + (f" - NOT READ: {profile.error}" if profile.error else ""))
+        if profile.columns:
+            print(f"  {'column':<56} {'type':<10} {'filled':>7}  {'example':<{EXAMPLE_WIDTH}}  used by")
+        for column in profile.columns:
+            rate = f"{100 * column.filled / profile.rows:.1f}%" if profile.rows else "-"
+            example = column.example if column.example is not None else "-"
+            used_by = ", ".join(column.used_by) or "-"
+            print(f"  {column.name:<56} {column.data_type:<10} {rate:>7}  {example:<{EXAMPLE_WIDTH}}  {used_by}")
+    print("\nViews (against the loaded schema; a run creates them):")
+    for outcome in outcomes:
+        print(f"  {outcome.summary()}")
+    print(
+        "\nTo feed a view column from another column, name it in .dlt/config.toml, e.g.\n"
+        '  [sources.gong.view_columns.user_call_play]\n  call_id = "log_record__conversation_id"'
+    )
+
+
+def fields_report_dict(profiles: list[TableProfile], outcomes: list[ViewOutcome], pii_mode: str) -> dict[str, Any]:
+    """The report as JSON-ready data (`gong-logs fields --summary-json PATH`)."""
+    return {
+        "pii": pii_mode,
+        "tables": [
+            {
+                "table": profile.name,
+                "rows": profile.rows,
+                "error": profile.error,
+                "columns": [
+                    {
+                        "column": column.name,
+                        "data_type": column.data_type,
+                        "filled": column.filled,
+                        "fill_rate": round(column.filled / profile.rows, 4) if profile.rows else None,
+                        "example": column.example,
+                        "used_by": column.used_by,
+                    }
+                    for column in profile.columns
+                ],
+            }
+            for profile in profiles
+        ],
+        "views": [outcome.as_dict() for outcome in outcomes],
+    }

@@ -1,0 +1,120 @@
+"""`gong-logs fields` on DuckDB and PostgreSQL: every column with its type, fill rate, example and view."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+
+from gong_source.sandbox import GongSandbox
+from tests.conftest import EPOCH, START_DATE, TENANT_MAPPING, Workspace
+
+
+def fields(tenant: Workspace, *args: str, env: dict[str, Any] | None = None) -> tuple[dict[str, Any], str]:
+    """Run `fields` as a user would; return its JSON report and its printed text."""
+    report_path = tenant.root / f"fields-{uuid.uuid4().hex[:6]}.json"
+    run = tenant.run("fields", *args, "--summary-json", str(report_path), env=env)
+    assert run.returncode == 0, run.output
+    return json.loads(report_path.read_text()), run.stdout
+
+
+def columns_of(report: dict[str, Any], table: str) -> dict[str, dict[str, Any]]:
+    (entry,) = [t for t in report["tables"] if t["table"] == table]
+    return {column["column"]: column for column in entry["columns"]}
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def destination_args(request: pytest.FixtureRequest, tenant: Workspace) -> list[str]:
+    """Where the tenant loads: the default DuckDB file, or a fresh dataset in the test PostgreSQL."""
+    if request.param == "duckdb":
+        return []
+    tenant.env["DESTINATION__POSTGRES__CREDENTIALS"] = request.getfixturevalue("postgres_url")
+    return ["--destination", "postgres", "--dataset-name", f"gong_{uuid.uuid4().hex[:8]}"]
+
+
+def loaded_tables(tenant: Workspace, args: list[str]) -> set[str]:
+    """Data tables in the destination, read without dlt."""
+    sql = "SELECT table_name FROM information_schema.tables WHERE table_schema = '{}' AND table_type = 'BASE TABLE'"
+    if not args:
+        names = {name for (name,) in tenant.query(sql.format("gong_logs"))}
+    else:
+        url = tenant.env["DESTINATION__POSTGRES__CREDENTIALS"]
+        with psycopg2.connect(url) as connection, connection.cursor() as cursor:
+            cursor.execute(sql.format(args[-1]))
+            names = {name for (name,) in cursor.fetchall()}
+    return {name for name in names if not name.startswith("_dlt")}
+
+
+def test_the_report_gives_every_column_its_type_fill_rate_example_and_view(
+    tenant: Workspace, renamed_sandbox: GongSandbox, destination_args: list[str]
+) -> None:
+    tenant.write_config(TENANT_MAPPING)
+    assert tenant.run("--start-date", START_DATE, *destination_args).returncode == 0
+
+    report, text = fields(tenant, *destination_args)
+
+    assert {t["table"] for t in report["tables"]} == loaded_tables(tenant, destination_args)
+    plays = renamed_sandbox.truth("UserCallPlay", EPOCH)
+    (table,) = [t for t in report["tables"] if t["table"] == "user_call_play"]
+    assert table["rows"] == len(plays)
+    columns = columns_of(report, "user_call_play")
+    call_id = columns["log_record__conversation_id"]
+    assert (call_id["data_type"], call_id["fill_rate"], call_id["used_by"]) == ("text", 1.0, ["v_call_plays.call_id"])
+    assert call_id["example"] in {e["logRecord"]["conversationId"] for e in plays}
+    assert columns["log_record__watched_seconds"]["data_type"] == "bigint"
+    assert columns["log_record__watched_seconds"]["used_by"] == ["v_call_plays.played_seconds"]
+    impersonated = sum(1 for e in plays if "impersonatorEmailAddress" in e)
+    assert columns["impersonator_email_address"]["filled"] == impersonated > 0  # a sparse column still has an example
+    assert columns["impersonator_email_address"]["example"].endswith("@acme-corp.example")
+    assert columns["impersonator_email_address"]["used_by"] == ["v_impersonated_actions.impersonator_email"]
+    token = columns_of(report, "access_log")["log_record__session_token"]
+    assert token["example"] == "[withheld: the column name suggests a secret]"
+    assert "gst_" not in text and "gst_" not in json.dumps(report)
+    assert all(view["status"] == "buildable" for view in report["views"])
+    assert "log_record__conversation_id" in text and "v_call_plays.call_id" in text
+
+
+def test_examples_honour_the_pii_mode_even_for_rows_loaded_before_it(tenant: Workspace) -> None:
+    assert tenant.run("--start-date", START_DATE, "--log-types", "AccessLog,ExternallySharedCallAccess").returncode == 0
+
+    report, text = fields(tenant, env={"SOURCES__GONG__PII": "hash"})
+
+    access = columns_of(report, "access_log")
+    assert access["user_email_address"]["example"] == "[withheld: pii = hash]"
+    assert access["log_record__user_agent"]["example"] == "[withheld: pii = hash]"
+    assert access["log_record__remote_address"]["example"] == "[ip]"  # no key rule, but the address pattern
+    shared = columns_of(report, "externally_shared_call_access")
+    assert shared["log_record__shared_by__email_address"]["example"] == "[withheld: pii = hash]"
+    assert "@" not in text and "203.0.113." not in text
+
+
+def test_the_report_reads_the_destination_on_a_machine_without_the_pipeline(
+    tenant: Workspace, renamed_sandbox: GongSandbox, postgres_url: str
+) -> None:
+    dataset = f"gong_{uuid.uuid4().hex[:8]}"
+    tenant.env["DESTINATION__POSTGRES__CREDENTIALS"] = postgres_url
+    args = ["--destination", "postgres", "--dataset-name", dataset]
+    assert tenant.run("--start-date", START_DATE, "--log-types", "UserCallPlay", *args).returncode == 0
+
+    report, _ = fields(tenant, *args, env={"DLT_DATA_DIR": str(tenant.root / "fresh-worker")})
+
+    assert columns_of(report, "user_call_play")["log_record__conversation_id"]["fill_rate"] == 1.0
+
+
+def test_nothing_loaded_yet_is_a_clear_error(tenant: Workspace, tmp_path: Path) -> None:
+    run = tenant.run("fields")
+
+    assert run.returncode == 1
+    assert "Nothing loaded by pipeline gong_logs was found (gong_audit.duckdb in" in run.stderr
+    assert not (tenant.root / "gong_audit.duckdb").exists()
+
+
+def test_run_options_are_refused_by_fields(tenant: Workspace) -> None:
+    run = tenant.run("fields", "--start-date", START_DATE)
+
+    assert run.returncode == 1
+    assert "fields reads what is loaded; --start-date applies only to a run" in run.stderr

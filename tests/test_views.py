@@ -1,0 +1,215 @@
+"""Audit views on the sandbox tenant and on a tenant whose `logRecord` names differ: candidates, the mapping,
+and skips that explain themselves."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dlt.common.schema import Schema
+
+from gong_source.sandbox import GongSandbox
+from gong_source.settings import LOG_TYPES
+from gong_source.views import plan_audit_views, read_view_columns
+from tests.conftest import EPOCH, START_DATE, TENANT_MAPPING, Workspace
+
+
+def truth(sandbox: GongSandbox, log_type: str) -> list[dict[str, Any]]:
+    return sandbox.truth(log_type, EPOCH)
+
+
+def views_by_name(summary_path: Path) -> dict[str, dict[str, Any]]:
+    return {view["view"]: view for view in json.loads(summary_path.read_text())["views"]}
+
+
+def test_audit_views_answer_their_questions_and_survive_new_fields(workspace: Workspace, sandbox: GongSandbox) -> None:
+    first = workspace.run("--start-date", START_DATE)
+    assert first.returncode == 0, first.output
+    assert (
+        "Audit views: v_call_plays, v_external_call_views, v_impersonated_actions, v_access_by_ip, v_daily_activity"
+        in first.stdout
+    )
+    sandbox.clock.advance(timedelta(hours=3))  # entries with new fields (new columns) arrive
+    assert workspace.run().returncode == 0
+
+    def one(sql: str) -> object:
+        return workspace.query(sql)[0][0]
+
+    entries = {t.name: sandbox.truth(t.name, EPOCH) for t in LOG_TYPES}
+    assert one("SELECT count(*) FROM gong_logs.v_call_plays") == len(entries["UserCallPlay"])
+    assert one("SELECT sum(played_seconds) FROM gong_logs.v_call_plays") == sum(
+        e["logRecord"]["playDurationSeconds"] for e in entries["UserCallPlay"]
+    )
+    assert one("SELECT count(*) FROM gong_logs.v_external_call_views") == len(
+        entries["ExternallySharedCallAccess"]
+    ) + len(entries["ExternallySharedCallPlay"])
+    impersonated = sum(1 for rows in entries.values() for e in rows if "impersonatorEmailAddress" in e)
+    assert one("SELECT count(*) FROM gong_logs.v_impersonated_actions") == impersonated > 0
+    failed = sum(1 for e in entries["AccessLog"] if e["logRecord"]["action"] == "LOGIN_FAILED")
+    assert one("SELECT sum(events) FROM gong_logs.v_access_by_ip WHERE action = 'LOGIN_FAILED'") == failed > 0
+    with_user = sum(1 for rows in entries.values() for e in rows if "userEmailAddress" in e)
+    assert one("SELECT sum(events) FROM gong_logs.v_daily_activity") == with_user
+
+
+def test_without_a_mapping_the_views_that_cannot_be_answered_are_skipped_with_their_reason(
+    tenant: Workspace, renamed_sandbox: GongSandbox
+) -> None:
+    summary = tenant.root / "summary.json"
+
+    run = tenant.run("--start-date", START_DATE, "--summary-json", str(summary))
+
+    assert run.returncode == 0, run.output
+    views = views_by_name(summary)
+    assert {name for name, view in views.items() if view["status"] == "created"} == {
+        "v_external_call_views",
+        "v_impersonated_actions",
+        "v_daily_activity",
+    }
+    (call_id,) = views["v_call_plays"]["missing_required"]
+    assert call_id["setting"] == "sources.gong.view_columns.user_call_play.call_id"
+    assert "log_record__call_id" in call_id["problem"]
+    (ip,) = views["v_access_by_ip"]["missing_required"]
+    assert ip["setting"] == "sources.gong.view_columns.access_log.ip"
+    # Candidates found what they could, table by table: the nested call id and the client IP.
+    external = views["v_external_call_views"]
+    assert external["columns"]["externally_shared_call_play"]["call_id"] == "log_record__call__id"
+    assert external["columns"]["externally_shared_call_access"]["viewer_ip"] == "log_record__client_ip"
+    assert {m["column"] for m in external["null_columns"]} == {"viewer_email"}
+    assert "v_call_plays: SKIPPED - user_call_play has no call_id column" in run.stdout
+    assert "map it with sources.gong.view_columns.access_log.ip" in run.stdout
+    assert "v_call_plays" not in tenant.tables()
+    opened = len(truth(renamed_sandbox, "ExternallySharedCallAccess"))
+    assert tenant.query(
+        "SELECT count(*), count(viewer_email) FROM gong_logs.v_external_call_views WHERE action = 'opened'"
+    ) == [(opened, 0)]
+
+
+def test_with_the_mapping_every_view_is_created_and_equals_the_expected_rows(
+    tenant: Workspace, renamed_sandbox: GongSandbox
+) -> None:
+    config = tenant.write_config(TENANT_MAPPING)
+    summary = tenant.root / "summary.json"
+
+    run = tenant.run("--start-date", START_DATE, "--summary-json", str(summary))
+
+    assert run.returncode == 0, run.output
+    assert all(view["status"] == "created" for view in views_by_name(summary).values())
+    plays = truth(renamed_sandbox, "UserCallPlay")
+    assert Counter(
+        tenant.query("SELECT call_id, played_seconds, user_email_address FROM gong_logs.v_call_plays")
+    ) == Counter(
+        (e["logRecord"]["conversationId"], e["logRecord"]["watchedSeconds"], e["userEmailAddress"]) for e in plays
+    )
+    shared = [
+        (action, e["logRecord"]["call"]["id"], e["userEmailAddress"], e["logRecord"]["clientIp"])
+        for log_type, action in (("ExternallySharedCallAccess", "opened"), ("ExternallySharedCallPlay", "played"))
+        for e in truth(renamed_sandbox, log_type)
+    ]
+    assert Counter(
+        tenant.query("SELECT action, call_id, viewer_email, viewer_ip FROM gong_logs.v_external_call_views")
+    ) == Counter(shared)
+    access = Counter(
+        (e["logRecord"]["remoteAddress"], e["logRecord"]["eventName"]) for e in truth(renamed_sandbox, "AccessLog")
+    )
+    assert dict(
+        ((ip, action), events)
+        for ip, action, events in tenant.query("SELECT ip, action, events FROM gong_logs.v_access_by_ip")
+    ) == dict(access)
+    everything = [e for t in LOG_TYPES for e in truth(renamed_sandbox, t.name)]
+    impersonated = sum(1 for e in everything if "impersonatorEmailAddress" in e)
+    assert tenant.query("SELECT count(*) FROM gong_logs.v_impersonated_actions") == [(impersonated,)]
+    assert impersonated > 0
+    with_user = sum(1 for e in everything if "userEmailAddress" in e)
+    assert tenant.query("SELECT sum(events) FROM gong_logs.v_daily_activity") == [(with_user,)]
+
+    # Without the mapping, a view that can no longer be answered is dropped, not left on an old column.
+    config.unlink()
+    again = tenant.run()
+    assert again.returncode == 0, again.output
+    assert "v_call_plays: SKIPPED" in again.stdout
+    assert "v_call_plays" not in tenant.tables()
+
+
+def test_a_mapped_column_the_tenant_lacks_is_refused_before_any_request(
+    tenant: Workspace, renamed_sandbox: GongSandbox
+) -> None:
+    assert tenant.run("--start-date", START_DATE, "--log-types", "UserCallPlay").returncode == 0
+    requests_before = len(renamed_sandbox.stats.requests)
+    typo = {"user_call_play": {"call_id": "log_record__conversation_idd"}}
+
+    run = tenant.run(env={"SOURCES__GONG__VIEW_COLUMNS": json.dumps(typo)})
+
+    assert run.returncode == 1
+    assert "sources.gong.view_columns.user_call_play.call_id = 'log_record__conversation_idd'" in run.stderr
+    assert "Did you mean log_record__conversation_id?" in run.stderr
+    assert len(renamed_sandbox.stats.requests) == requests_before
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ({"call_plays": {"call_id": "x"}}, "no view reads a table 'call_plays'"),
+        ({"user_call_play": {"callid": "x"}}, "It can map: event_time, call_id, user_id, user_email, played_seconds"),
+        ({"access_log": {"ip": ""}}, "must be a column name of access_log"),
+        ("{not json", "is not valid JSON"),
+    ],
+)
+def test_a_malformed_mapping_is_refused_before_any_request_even_on_a_first_run(
+    tenant: Workspace, renamed_sandbox: GongSandbox, mapping: Any, message: str
+) -> None:
+    value = mapping if isinstance(mapping, str) else json.dumps(mapping)
+
+    run = tenant.run("--start-date", START_DATE, env={"SOURCES__GONG__VIEW_COLUMNS": value})
+
+    assert run.returncode == 1
+    assert message in run.stderr
+    assert renamed_sandbox.stats.requests == []
+
+
+def _schema_with(table: str, columns: dict[str, str]) -> Schema:
+    schema = Schema("gong")
+    schema.update_table(
+        {"name": table, "columns": {name: {"name": name, "data_type": kind} for name, kind in columns.items()}}  # type: ignore[typeddict-item]
+    )
+    return schema
+
+
+def test_two_candidates_in_one_table_are_ambiguous_and_never_guessed() -> None:
+    schema = _schema_with(
+        "access_log",
+        {"event_time": "timestamp", "log_record__ip_address": "text", "log_record__client_ip": "text"},
+    )
+
+    (access,) = [o for o in plan_audit_views(schema) if o.name == "v_access_by_ip"]
+
+    assert not access.buildable
+    assert "ambiguous: log_record__ip_address and log_record__client_ip both exist" in access.reason()
+    mapped = [
+        o
+        for o in plan_audit_views(schema, {"access_log": {"ip": "log_record__client_ip"}})
+        if o.name == "v_access_by_ip"
+    ]
+    assert mapped[0].parts[0].sources["ip"] == "log_record__client_ip"
+
+
+def test_a_candidate_of_the_wrong_type_is_not_used() -> None:
+    schema = _schema_with(
+        "user_call_play",
+        {"event_time": "timestamp", "log_record__call_id": "text", "log_record__play_duration_seconds": "text"},
+    )
+
+    (plays,) = [o for o in plan_audit_views(schema) if o.name == "v_call_plays"]
+
+    assert plays.buildable and plays.parts[0].sources["played_seconds"] is None
+    assert "log_record__play_duration_seconds holds text" in plays.reason()
+
+
+def test_the_mapping_reads_from_toml_tables_as_dlt_gives_them() -> None:
+    assert read_view_columns({"access_log": {"ip": " log_record__remote_address "}}) == {
+        "access_log": {"ip": "log_record__remote_address"}
+    }
+    assert read_view_columns({}) == {}
