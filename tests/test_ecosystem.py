@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import importlib.util
 import subprocess
 import sys
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import dlt
 import duckdb
+import pytest
 import yaml
 from dlt.extract.source import DltSource
 
@@ -77,44 +77,33 @@ def test_the_github_actions_recipe_is_valid_and_safe() -> None:
     assert "--destination postgres" in run_step["run"] and '"$code" -eq 75' in run_step["run"]
 
 
+def run_dlt_command(workspace: Workspace, *args: str) -> subprocess.CompletedProcess[str]:
+    """dlt's command line, from the folder the job runs in, as a user types it."""
+    dlt_command = Path(sys.executable).with_name("dlt")
+    return subprocess.run(
+        [str(dlt_command), *args], cwd=workspace.root, env=workspace.env, capture_output=True, text=True, timeout=120
+    )
+
+
 def test_dlt_pipeline_info_works_after_a_run(workspace: Workspace) -> None:
     assert workspace.run("--start-date", START_DATE, "--log-types", "AccessLog").returncode == 0
-    dlt_command = Path(sys.executable).with_name("dlt")
 
-    info = subprocess.run(
-        [str(dlt_command), "pipeline", "gong_logs", "info"],
-        cwd=workspace.root,
-        env=workspace.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    info = run_dlt_command(workspace, "pipeline", "gong_logs", "info")
 
     assert info.returncode == 0, info.stderr
     assert "pipeline_name: gong_logs" in info.stdout and "dataset_name: gong_logs" in info.stdout
 
 
-def test_the_airflow_recipe_runs_the_source_as_a_library(tmp_path: Path, sandbox: GongSandbox) -> None:
-    # Airflow is not installed here: check the DAG's shape, then run what its task runs, in process.
-    dag_source = (Path(__file__).resolve().parent.parent / "deploy" / "airflow" / "gong_logs_dag.py").read_text()
-    tree = ast.parse(dag_source)
-    called = {
-        node.func.attr for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-    }
-    assert (
-        {"add_run", "pipeline"} <= called and "PipelineTasksGroup" in dag_source and "max_active_runs=1" in dag_source
-    )
+def test_dlt_pipeline_show_says_it_needs_dlt_hub(workspace: Workspace) -> None:
+    # README: `dlt pipeline gong_logs show` needs dlt[hub] (dlthub, under the proprietary dltHub EULA, so
+    # not installed here), marimo and ibis-framework. This keeps that statement true for the pinned dlt.
+    if importlib.util.find_spec("dlthub") is not None:
+        pytest.skip("dlt[hub] is installed here: `show` would start the dashboard instead")
 
-    pipeline = dlt.pipeline(
-        pipeline_name="gong_logs_airflow_task",
-        pipelines_dir=str(tmp_path / "pipelines"),
-        destination=dlt.destinations.duckdb(str(tmp_path / "airflow.duckdb")),
-        dataset_name="gong_logs",
-    )
-    source = sandbox_source(sandbox)
-    pipeline.run(source)
+    show = run_dlt_command(workspace, "pipeline", "gong_logs", "show")
 
-    assert_counts_equal_truth(tmp_path / "airflow.duckdb", sandbox)
+    assert show.returncode == 0, show.stderr
+    assert "Install dlt[hub] for workspace dashboard" in show.stdout + show.stderr
 
 
 def test_the_dagster_recipe_materializes_every_table(tmp_path: Path, sandbox: GongSandbox) -> None:
