@@ -203,7 +203,8 @@ def run_demo(args: argparse.Namespace, session: ReadSession) -> int:
         with exclusive_run(pipeline):
             if not demo_database.exists():
                 pipeline = pipeline.drop()  # the demo database was deleted: start over, not from stale state
-            exit_code = load(pipeline, sources, session, checked_view_columns(pipeline))
+            # The sandbox's names fit every view; a view_columns mapping of your tenant's would not.
+            exit_code = load(pipeline, sources, session, view_columns={})
     if exit_code == EXIT_OK and any(view.get("view") == "v_call_plays" for view in created_views(session.report)):
         print_demo_query(pipeline)
     return exit_code
@@ -234,7 +235,7 @@ def report_fields(args: argparse.Namespace) -> int:
         destination = destination_for(args.destination or "duckdb")
         pipeline_name, dataset = PIPELINE_NAME, args.dataset_name or PIPELINE_NAME
         pii_mode = str(dlt.config.get("sources.gong.pii") or "keep")
-    mapping = read_view_columns()
+    mapping = {} if args.demo else read_view_columns()
     pipeline = dlt.pipeline(pipeline_name=pipeline_name, destination=destination, dataset_name=dataset)
     reads_default_file = isinstance(destination, dlt.destinations.duckdb) and not database.exists()
     if not pipeline.default_schema_name and not reads_default_file:
@@ -246,7 +247,7 @@ def report_fields(args: argparse.Namespace) -> int:
             "or pass the --destination and --dataset-name it loads into."
         )
     redactor = ExampleRedactor(pii_mode, configured_secrets())
-    profiles, outcomes = fields_report(pipeline, mapping, redactor)
+    profiles, outcomes = fields_report(pipeline, mapping, redactor, with_views=not is_file_destination(pipeline))
     print_fields_report(pipeline, profiles, outcomes, pii_mode)
     if args.summary_json:
         write_json(Path(args.summary_json), fields_report_dict(profiles, outcomes, pii_mode))

@@ -144,10 +144,11 @@ def _data_type(schema: Schema, table: str, column: str) -> str:
 
 
 def fields_report(
-    pipeline: Pipeline, mapping: ViewColumns, redactor: ExampleRedactor
+    pipeline: Pipeline, mapping: ViewColumns, redactor: ExampleRedactor, with_views: bool = True
 ) -> tuple[list[TableProfile], list[ViewOutcome]]:
-    """The tables' profiles and each view's outcome against the loaded schema (no view is created)."""
-    outcomes = plan_audit_views(pipeline.default_schema, mapping)
+    """The tables' profiles and each view's outcome against the loaded schema (no view is created);
+    `with_views` False: the destination gets no views (it holds files)."""
+    outcomes = plan_audit_views(pipeline.default_schema, mapping) if with_views else []
     return profile_tables(pipeline, redactor, outcomes), outcomes
 
 
@@ -161,7 +162,7 @@ def print_fields_report(
         f"examples under pii = {pii_mode}."
     )
     for profile in profiles:
-        print(f"\n{profile.name}: {profile.rows} rows" + (f" - NOT READ: {profile.error}" if profile.error else ""))
+        print(f"\n{profile.name}: " + (f"NOT READ: {profile.error}" if profile.error else f"{profile.rows} rows"))
         if profile.columns:
             print(f"  {'column':<56} {'type':<10} {'filled':>7}  {'example':<{EXAMPLE_WIDTH}}  used by")
         for column in profile.columns:
@@ -169,6 +170,9 @@ def print_fields_report(
             example = column.example if column.example is not None else "-"
             used_by = ", ".join(column.used_by) or "-"
             print(f"  {column.name:<56} {column.data_type:<10} {rate:>7}  {example:<{EXAMPLE_WIDTH}}  {used_by}")
+    if not outcomes:
+        print("\nViews: none on this destination (it holds files).")
+        return
     print("\nViews (against the loaded schema; a run creates them):")
     for outcome in outcomes:
         print(f"  {outcome.summary()}")
