@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -325,14 +326,22 @@ def test_demo_loads_all_tables_then_only_what_is_new(workspace: Workspace, tmp_p
             for t in LOG_TYPES
         }
 
-    # The demo starts its own sandbox and ignores the configured Gong account.
-    first = workspace.run("--demo", env={"SOURCES__GONG__BASE_URL": "https://example.invalid"})
+    # The demo starts its own sandbox and ignores the configured Gong account and its view mapping.
+    real_tenant = {
+        "SOURCES__GONG__BASE_URL": "https://example.invalid",
+        "SOURCES__GONG__VIEW_COLUMNS": json.dumps({"user_call_play": {"call_id": "log_record__conversation_id"}}),
+    }
+    first = workspace.run("--demo", env=real_tenant)
     assert first.returncode == 0, first.output
     assert "Example query" in first.stdout and "@acme-corp.example" in first.stdout
+    assert "Audit views: v_call_plays, v_external_call_views" in first.stdout
     after_first = table_counts()
-    second = workspace.run("--demo")
+    second = workspace.run("--demo", env=real_tenant)
 
     assert second.returncode == 0, second.output
+    fields = workspace.run("fields", "--demo", env=real_tenant)
+    assert fields.returncode == 0, fields.output
+    assert "log_record__call_id" in fields.stdout and "v_call_plays.call_id" in fields.stdout
     after_second = table_counts()
     for table, (total, distinct) in after_second.items():
         assert total == distinct > 0, table
