@@ -34,7 +34,14 @@ from gong_source.config import parse_datetime
 from gong_source.fields import ExampleRedactor, fields_report, fields_report_dict, print_fields_report
 from gong_source.sandbox import GongSandbox
 from gong_source.source import utc_now
-from gong_source.views import ViewColumns, ViewOutcome, check_view_columns, create_audit_views, read_view_columns
+from gong_source.views import (
+    ViewColumns,
+    ViewOutcome,
+    checked_view_columns,
+    create_audit_views,
+    read_view_columns,
+    view_warnings,
+)
 from gong_source.windows import ReadPlan, ReadSession, requests_left
 
 EXIT_OK = 0
@@ -161,7 +168,7 @@ def run(args: argparse.Namespace, session: ReadSession) -> int:
         destination=destination_for(args.destination or "duckdb"),
         dataset_name=args.dataset_name or PIPELINE_NAME,
     )
-    view_columns = checked_view_columns(pipeline)
+    view_columns = checked_view_columns(pipeline, restore_schema=not is_file_destination(pipeline))
     sources = iter_sources(first_source, lambda: gong_source(session=session, **options))
     with exclusive_run(pipeline):
         exit_code = load(pipeline, sources, session, view_columns)
@@ -210,15 +217,6 @@ def run_demo(args: argparse.Namespace, session: ReadSession) -> int:
     return exit_code
 
 
-def checked_view_columns(pipeline: Pipeline) -> ViewColumns:
-    """`[sources.gong.view_columns]`, refused before any request if it names a column that a loaded table
-    lacks (tables not loaded yet are checked after their first load)."""
-    mapping = read_view_columns()
-    schema = pipeline.schemas.get(pipeline.default_schema_name) if pipeline.default_schema_name else None
-    check_view_columns(mapping, schema)
-    return mapping
-
-
 def created_views(report: RunReport) -> list[dict[str, Any]]:
     """The views the run created."""
     return [view for view in report.views if view.get("status") == "created"]
@@ -237,11 +235,11 @@ def report_fields(args: argparse.Namespace) -> int:
         pii_mode = str(dlt.config.get("sources.gong.pii") or "keep")
     mapping = {} if args.demo else read_view_columns()
     pipeline = dlt.pipeline(pipeline_name=pipeline_name, destination=destination, dataset_name=dataset)
-    reads_default_file = isinstance(destination, dlt.destinations.duckdb) and not database.exists()
-    if not pipeline.default_schema_name and not reads_default_file:
+    default_file_missing = isinstance(destination, dlt.destinations.duckdb) and not database.exists()
+    if not pipeline.default_schema_name and not default_file_missing:
         pipeline.sync_destination()  # a fresh machine (an ephemeral worker): the schema is in the destination
     if not pipeline.default_schema_name:
-        where = f"{database.name} in {Path.cwd()}" if reads_default_file else f"dataset {dataset}"
+        where = f"{database.name} in {Path.cwd()}" if default_file_missing else f"dataset {dataset}"
         raise GongError(
             f"Nothing loaded by pipeline {pipeline_name} was found ({where}). Run the job first, from this folder, "
             "or pass the --destination and --dataset-name it loads into."
@@ -364,6 +362,8 @@ def load(
             outcomes = create_audit_views(pipeline, view_columns)
             report.views = [outcome.as_dict() for outcome in outcomes]
             print_views(outcomes)
+            for warning in view_warnings(outcomes):
+                report.warn(warning)
         except Exception as error:  # the data is loaded; views are a convenience, so warn instead
             report.warn(f"the audit views were not created ({explain(error)}); the tables are loaded")
     if report.stopped_reason and session.plan:

@@ -20,16 +20,25 @@ from gong_source.pii import EMAIL_MARKER, IP_MARKER, TOP_LEVEL_FIELDS, is_record
 from gong_source.views import ViewColumns, ViewOutcome, column_uses, plan_audit_views
 
 SAMPLE_ROWS: Final = 100
-"""Rows read per table to find examples; a column empty in them gets one query of its own."""
+"""Rows read per table to find examples; a column empty in them gets one query of its own..."""
+SPARSE_ROWS: Final = 20
+"""...which reads this many of its rows."""
+SHORT_TEXT: Final = 64
+"""A text at most this long that matches SECRET_NAME names a secret (a header name, a changed setting)."""
 EXAMPLE_WIDTH: Final = 48
 SECRET_NAME: Final = re.compile(
-    r"secret|token|passw|authori[sz]|cookie|api_?key|credential|signature|private_?key|session_?id", re.IGNORECASE
+    r"secret|token|passw|authori[sz]|cookie|api[_-]?key|credential|signature|private[_-]?key|session[_-]?id",
+    re.IGNORECASE,
 )
-"""Column names whose values are never shown."""
+"""Column names whose values are never shown (and short texts that name a secret, see `names_a_secret`)."""
 SECRET_VALUE: Final = re.compile(
     r"\b(?:bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}|\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}|-----BEGIN ", re.IGNORECASE
 )
-"""Values that look like credentials (an Authorization header, a JWT, a PEM key) are never shown."""
+"""Values that look like credentials (an Authorization header, a JWT, a PEM key) are never shown..."""
+SECRET_ASSIGNMENT: Final = re.compile(
+    r"(?:secret|token|passw|api[_-]?key|cookie|session|authori[sz]ation)[\w-]*[\"']?\s*[:=]", re.IGNORECASE
+)
+"""...nor values that assign one (`Cookie: ...`, `?access_token=...`, `{"apiKey": ...}`)."""
 TOKEN: Final = re.compile(r"[0-9a-f]{64}")
 """What `pii = hash` writes in place of a person's data."""
 PII_COLUMN_NAMES: Final = frozenset(re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower() for name in TOP_LEVEL_FIELDS)
@@ -68,13 +77,19 @@ class ExampleRedactor:
         if SECRET_NAME.search(column):
             return "[withheld: the column name suggests a secret]"
         text = _as_text(value)
-        if SECRET_VALUE.search(text) or any(secret in text for secret in self._secrets):
+        if SECRET_VALUE.search(text) or SECRET_ASSIGNMENT.search(text) or any(s in text for s in self._secrets):
             return "[withheld: looks like a credential]"
         if self.pii_mode != "keep":
             if _is_pii_column(column) and not TOKEN.fullmatch(text):
                 return f"[withheld: pii = {self.pii_mode}]"
             text = replace_addresses(text, lambda kind, _address: EMAIL_MARKER if kind == "email" else IP_MARKER)
         return text if len(text) <= EXAMPLE_WIDTH else text[: EXAMPLE_WIDTH - 1] + "…"
+
+    @staticmethod
+    def names_a_secret(row: Sequence[Any]) -> bool:
+        """Whether a row holds a short text naming a secret (a header `X-Api-Key`, a changed setting
+        `password`): then its other values may be that secret, and none of them is an example."""
+        return any(isinstance(value, str) and len(value) <= SHORT_TEXT and SECRET_NAME.search(value) for value in row)
 
 
 def _is_pii_column(column: str) -> bool:
@@ -110,27 +125,32 @@ def profile_tables(pipeline: Pipeline, redactor: ExampleRedactor, outcomes: list
             try:
                 counted = ", ".join(f"count({name})" for name in escaped)
                 counts = _one_row(client.execute_sql(f"SELECT count(*), {counted} FROM {qualified}"))
-                sample = client.execute_sql(f"SELECT {', '.join(escaped)} FROM {qualified} LIMIT {SAMPLE_ROWS}") or []
+                select_all = f"SELECT {', '.join(escaped)} FROM {qualified}"
+                sample = client.execute_sql(f"{select_all} LIMIT {SAMPLE_ROWS}") or []
                 profile.rows = int(counts[0])
                 for position, name in enumerate(columns):
                     filled = int(counts[position + 1])
-                    value = next((row[position] for row in sample if row[position] is not None), None)
-                    if value is None and filled:  # a sparse column: fetch one value of its own
-                        column_sql = escaped[position]
-                        query = f"SELECT {column_sql} FROM {qualified} WHERE {column_sql} IS NOT NULL LIMIT 1"
-                        value = _one_row(client.execute_sql(query))[0]
+                    rows = sample
+                    if filled and all(row[position] is None for row in sample):  # sparse: read rows that have it
+                        query = f"{select_all} WHERE {escaped[position]} IS NOT NULL LIMIT {SPARSE_ROWS}"
+                        rows = client.execute_sql(query) or []
+                    example = _example(redactor, name, position, rows) if filled else None
                     profile.columns.append(
                         ColumnProfile(
-                            name,
-                            _data_type(schema, table, name),
-                            filled,
-                            None if value is None else redactor.example(name, value),
-                            uses.get((table, name), []),
+                            name, _data_type(schema, table, name), filled, example, uses.get((table, name), [])
                         )
                     )
             except Exception as error:  # one unreadable table (dropped by hand, say) must not hide the others
                 profile.error = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
     return profiles
+
+
+def _example(redactor: ExampleRedactor, column: str, position: int, rows: Sequence[Sequence[Any]]) -> str:
+    """The first value of the column in a row that names no secret, as the redactor shows it."""
+    for row in rows:
+        if row[position] is not None and not redactor.names_a_secret(row):
+            return redactor.example(column, row[position])
+    return "[withheld: the rows read name a secret]"
 
 
 def _one_row(rows: Optional[Sequence[Sequence[Any]]]) -> Sequence[Any]:

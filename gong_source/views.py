@@ -28,8 +28,8 @@ logger = logging.getLogger("gong_source")
 
 VIEW_COLUMNS_SETTING: Final = "sources.gong.view_columns"
 NUMBER_TYPES: Final = frozenset({"bigint", "double", "decimal", "wei"})
-VALUE_TYPES: Final = frozenset({"text", "bigint", "double", "decimal", "wei", "bool"})
-"""What a plain (non-JSON, non-time) column can hold; a concept accepting these accepts ids and names."""
+VALUE_TYPES: Final = frozenset({"text", "bigint", "double", "decimal", "wei"})
+"""What an id, a name or an address can be stored as (not JSON, not a time, not a boolean)."""
 
 ViewColumns = dict[str, dict[str, str]]
 """The user's mapping: table -> concept -> source column."""
@@ -42,9 +42,12 @@ class Concept:
     name: str
     candidates: tuple[str, ...]
     data_types: frozenset[str] = VALUE_TYPES
+    view_type: Optional[str] = "text"
+    """dlt type every source is cast to in the views, so that a union of tables (and a NULL placeholder)
+    has one type on every destination; None: used as stored."""
 
 
-EVENT_TIME = Concept("event_time", ("event_time",), frozenset({"timestamp"}))
+EVENT_TIME = Concept("event_time", ("event_time",), frozenset({"timestamp"}), view_type=None)
 CALL_ID = Concept("call_id", ("log_record__call_id", "call_id", "log_record__call__id"))
 USER_ID = Concept("user_id", ("user_id", "log_record__user_id"))
 USER_EMAIL = Concept("user_email", ("user_email_address", "log_record__user_email_address"))
@@ -60,6 +63,7 @@ PLAYED_SECONDS = Concept(
         "log_record__play_duration",
     ),
     NUMBER_TYPES,
+    view_type="double",
 )
 VIEWER_EMAIL = Concept(
     "viewer_email",
@@ -243,8 +247,21 @@ def _mapped_column_problem(schema: Schema, table: str, concept: Concept, column:
         return f"table {table} has no such column.{hint} `gong-logs fields` lists every column of every table."
     data_type = table_columns[column].get("data_type")
     if data_type not in concept.data_types:
-        return f"it holds {data_type}; the view needs {' or '.join(sorted(concept.data_types))}."
+        return f"it holds {data_type}; {concept.name} needs {' or '.join(sorted(concept.data_types))}."
     return None
+
+
+def checked_view_columns(pipeline: Pipeline, restore_schema: bool = True) -> ViewColumns:
+    """The configured mapping, refused before any request if a loaded table lacks a mapped column.
+
+    On a machine without the pipeline's local state (an ephemeral worker) the schema is first restored
+    from the destination (`restore_schema`; this reads the warehouse, never Gong)."""
+    mapping = read_view_columns()
+    if mapping and restore_schema and not pipeline.default_schema_name:
+        pipeline.sync_destination()
+    schema = pipeline.schemas.get(pipeline.default_schema_name) if pipeline.default_schema_name else None
+    check_view_columns(mapping, schema)
+    return mapping
 
 
 # -- resolution ---------------------------------------------------------------------------------------
@@ -252,21 +269,29 @@ def _mapped_column_problem(schema: Schema, table: str, concept: Concept, column:
 
 @dataclass(frozen=True)
 class MissingColumn:
-    """A concept that did not resolve in a table, and why."""
+    """A concept that did not resolve in a table, and why (`problem`: a sentence naming the cause)."""
 
     table: str
     concept: str
     problem: str
+    kind: str
+    """absent (no candidate there), ambiguous, wrong_type, or mapping (the mapped column is unusable)."""
 
     @property
     def setting(self) -> str:
         return setting_for(self.table, self.concept)
 
     def describe(self) -> str:
-        return f"{self.table} has no {self.concept} column ({self.problem}); map it with {self.setting}"
+        return f"{self.problem}; map it with {self.setting}"
 
     def as_dict(self) -> dict[str, str]:
-        return {"table": self.table, "column": self.concept, "problem": self.problem, "setting": self.setting}
+        return {
+            "table": self.table,
+            "concept": self.concept,
+            "kind": self.kind,
+            "problem": self.problem,
+            "setting": self.setting,
+        }
 
 
 @dataclass
@@ -316,11 +341,17 @@ class ViewOutcome:
         """Why the view is skipped, or what it lacks, in one line (empty when it reads every column it names)."""
         if self.error:
             return f"the destination refused it: {self.error}"
-        left_out = [missing.describe() for part in self.left_out for missing in part.missing]
         if not self.parts:
-            return "; ".join(left_out) or f"no table it reads is loaded yet ({', '.join(self.not_loaded)})"
-        nulls = [f"{m.describe()} (NULL until then)" for part in self.parts for m in part.nulls]
-        return "; ".join([f"left out: {text}" for text in left_out] + nulls)
+            problems = [missing.describe() for part in self.left_out for missing in part.missing]
+            return "; ".join(problems) or f"no table it reads is loaded yet ({', '.join(self.not_loaded)})"
+        notes = []
+        absent = [part for part in self.left_out if all(m.kind == "absent" for m in part.missing)]
+        if absent:  # a log type may simply not have it (no impersonation there, no user on shared calls)
+            concepts = sorted({m.concept for part in absent for m in part.missing})
+            notes.append(f"not from {', '.join(p.table for p in absent)} (no {' or '.join(concepts)} column)")
+        notes += [f"left out: {m.describe()}" for part in self.left_out if part not in absent for m in part.missing]
+        notes += [f"{m.concept} is NULL: {m.describe()}" for part in self.parts for m in part.nulls]
+        return "; ".join(notes)
 
     def summary(self) -> str:
         """`name: status` and, where it applies, the tables read and what is missing, in one line."""
@@ -347,23 +378,32 @@ class ViewOutcome:
 
 def resolve_concept(
     schema: Schema, table: str, concept: Concept, mapped: Optional[str]
-) -> tuple[Optional[str], Optional[str]]:
+) -> tuple[Optional[str], Optional[MissingColumn]]:
     """The column of `table` that holds `concept`, or None and why: the mapped column, else the one
     candidate present with a usable type. Two candidates present is ambiguous: no guess."""
+    name = concept.name
     if mapped:
         problem = _mapped_column_problem(schema, table, concept, mapped)
-        return (None, f"the mapped column {mapped!r}: {problem}") if problem else (mapped, None)
+        if problem:
+            return None, MissingColumn(
+                table, name, f"the mapping of {table}.{name} to {mapped!r}: {problem}", "mapping"
+            )
+        return mapped, None
     columns = schema.tables[table]["columns"]
-    present = [name for name in concept.candidates if name in columns]
-    usable = [name for name in present if columns[name].get("data_type") in concept.data_types]
+    present = [column for column in concept.candidates if column in columns]
+    usable = [column for column in present if columns[column].get("data_type") in concept.data_types]
     if len(usable) == 1:
         return usable[0], None
     if len(usable) > 1:
-        return None, f"ambiguous: {' and '.join(usable)} both exist"
+        return None, MissingColumn(
+            table, name, f"{name} is ambiguous in {table}: {' and '.join(usable)} both exist", "ambiguous"
+        )
     if present:
-        kinds = ", ".join(f"{name} holds {columns[name].get('data_type')}" for name in present)
-        return None, f"{kinds}; needs {' or '.join(sorted(concept.data_types))}"
-    return None, f"none of {', '.join(concept.candidates)}"
+        kinds = ", ".join(f"{column} holds {columns[column].get('data_type')}" for column in present)
+        needs = " or ".join(sorted(concept.data_types))
+        return None, MissingColumn(table, name, f"{table} has no usable {name} ({kinds}; needs {needs})", "wrong_type")
+    tried = ", ".join(concept.candidates)
+    return None, MissingColumn(table, name, f"{table} has no {name} column (none of {tried})", "absent")
 
 
 def plan_audit_views(schema: Schema, mapping: Optional[ViewColumns] = None) -> list[ViewOutcome]:
@@ -380,12 +420,11 @@ def plan_audit_views(schema: Schema, mapping: Optional[ViewColumns] = None) -> l
                 continue
             part = TablePart(table, label)
             for column in view.columns:
-                source, problem = resolve_concept(
+                source, missing = resolve_concept(
                     schema, table, column.concept, mapping.get(table, {}).get(column.concept.name)
                 )
                 part.sources[column.alias] = source
-                if problem:
-                    missing = MissingColumn(table, column.concept.name, problem)
+                if missing:
                     (part.missing if column.required else part.nulls).append(missing)
             (left_out if part.missing else parts).append(part)
         outcomes.append(ViewOutcome(view, parts, left_out, not_loaded))
@@ -403,12 +442,25 @@ def column_uses(outcomes: list[ViewOutcome]) -> dict[tuple[str, str], list[str]]
     return uses
 
 
-def view_sql(outcome: ViewOutcome, qualify: Callable[[str], str], escape: Callable[[str], str]) -> str:
-    """The SELECT of a buildable view, with explicit columns (new fields from Gong never break it)."""
+def view_sql(
+    outcome: ViewOutcome,
+    qualify: Callable[[str], str],
+    escape: Callable[[str], str],
+    type_name: Callable[[str], str],
+) -> str:
+    """The SELECT of a buildable view, with explicit columns (new fields from Gong never break it), each
+    cast to its concept's type (`type_name`: a dlt type in the destination's SQL)."""
     view = outcome.view
+    concepts = {column.alias: column.concept for column in view.columns}
     selects = []
     for part in outcome.parts:
-        columns = [f"{escape(source) if source else 'NULL'} AS {alias}" for alias, source in part.sources.items()]
+        columns = []
+        for alias, source in part.sources.items():
+            expression = escape(source) if source else "NULL"
+            view_type = concepts[alias].view_type
+            if view_type:
+                expression = f"CAST({expression} AS {type_name(view_type)})"
+            columns.append(f"{expression} AS {alias}")
         if view.label_alias:
             columns.append(f"'{part.label}' AS {view.label_alias}")
         where = ""
@@ -423,6 +475,11 @@ def create_audit_views(pipeline: Pipeline, mapping: Optional[ViewColumns] = None
     version would answer from a column no longer trusted); return every view's outcome."""
     outcomes = plan_audit_views(pipeline.default_schema, mapping)
     with pipeline.sql_client() as client:
+        type_mapper = client.capabilities.get_type_mapper()
+
+        def type_name(data_type: str) -> str:
+            return type_mapper.to_destination_type({"name": "view_column", "data_type": data_type}, {"name": "view"})  # type: ignore[typeddict-item]
+
         for outcome in outcomes:
             name = client.make_qualified_table_name(outcome.name)
             try:
@@ -430,9 +487,27 @@ def create_audit_views(pipeline: Pipeline, mapping: Optional[ViewColumns] = None
                     logger.info("view %s skipped: %s", outcome.name, outcome.reason())
                     client.execute_sql(f"DROP VIEW IF EXISTS {name}")
                     continue
-                body = view_sql(outcome, client.make_qualified_table_name, client.escape_column_name)
-                client.execute_sql(f"CREATE OR REPLACE VIEW {name} AS {body}")
+                body = view_sql(outcome, client.make_qualified_table_name, client.escape_column_name, type_name)
+                try:
+                    client.execute_sql(f"CREATE OR REPLACE VIEW {name} AS {body}")
+                except Exception:  # PostgreSQL cannot replace a view whose columns changed: drop it first
+                    client.execute_sql(f"DROP VIEW IF EXISTS {name}")
+                    client.execute_sql(f"CREATE VIEW {name} AS {body}")
                 outcome.created = True
             except Exception as error:  # one refused view must not cost the others
                 outcome.error = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
     return outcomes
+
+
+def view_warnings(outcomes: list[ViewOutcome]) -> list[str]:
+    """What needs a person: a view the destination refused, or a mapped column that cannot be used."""
+    warnings = [f"view {outcome.summary()}" for outcome in outcomes if outcome.error]
+    for outcome in outcomes:
+        parts = outcome.left_out + outcome.parts
+        warnings += [
+            f"view {outcome.name}: {missing.describe()}"
+            for part in parts
+            for missing in part.missing + part.nulls
+            if missing.kind == "mapping"
+        ]
+    return warnings

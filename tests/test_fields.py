@@ -10,6 +10,7 @@ from typing import Any
 import psycopg2
 import pytest
 
+from gong_source.fields import ExampleRedactor
 from gong_source.sandbox import GongSandbox
 from tests.conftest import EPOCH, START_DATE, TENANT_MAPPING, Workspace
 
@@ -118,3 +119,40 @@ def test_run_options_are_refused_by_fields(tenant: Workspace) -> None:
 
     assert run.returncode == 1
     assert "fields reads what is loaded; --start-date applies only to a run" in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("log_record__request_headers", "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.sig"),
+        ("log_record__header", "Cookie: gsess=9f8e7d6c5b4a"),
+        ("log_record__url", "https://app.gong.example/share?access_token=ya29.a0AfH6SM"),
+        ("log_record__request_body", '{"apiKey": "sk_live_51Hx"}'),
+        ("log_record__note", "-----BEGIN PRIVATE KEY-----MIIEv"),
+        ("log_record__echo", "configured-secret-value-123"),
+        ("log_record__session_token", "opaque"),
+    ],
+)
+def test_a_value_that_looks_like_or_is_a_secret_is_never_an_example(column: str, value: str) -> None:
+    redactor = ExampleRedactor("keep", ["configured-secret-value-123"])
+
+    assert redactor.example(column, value).startswith("[withheld")
+
+
+def test_a_row_that_names_a_secret_gives_no_example() -> None:
+    # A changed setting `password`, a header `X-Api-Key`: the row's other values may be the secret itself.
+    redactor = ExampleRedactor("keep", [])
+
+    assert redactor.names_a_secret(("password", "hunter2", 3))
+    assert redactor.names_a_secret(("X-Api-Key", "abc123"))
+    assert not redactor.names_a_secret(("notify", "ada@acme-corp.example", None))
+
+
+def test_under_drop_person_fields_and_addresses_are_withheld() -> None:
+    redactor = ExampleRedactor("drop", [])
+
+    assert redactor.example("log_record__viewer_email_address", "cfo@prospect-two.example") == "[withheld: pii = drop]"
+    assert redactor.example("log_record__request_body", '{"from": "10.1.2.3", "to": "a@b.example"}') == (
+        '{"from": "[ip]", "to": "[email]"}'
+    )
+    assert redactor.example("user_email_address", "a" * 64).startswith("a" * 40)  # a token, not a person's data

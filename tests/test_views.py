@@ -4,11 +4,13 @@ and skips that explain themselves."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg2
 import pytest
 from dlt.common.schema import Schema
 
@@ -78,7 +80,7 @@ def test_without_a_mapping_the_views_that_cannot_be_answered_are_skipped_with_th
     external = views["v_external_call_views"]
     assert external["columns"]["externally_shared_call_play"]["call_id"] == "log_record__call__id"
     assert external["columns"]["externally_shared_call_access"]["viewer_ip"] == "log_record__client_ip"
-    assert {m["column"] for m in external["null_columns"]} == {"viewer_email"}
+    assert {m["concept"] for m in external["null_columns"]} == {"viewer_email"}
     assert "v_call_plays: SKIPPED - user_call_play has no call_id column" in run.stdout
     assert "map it with sources.gong.view_columns.access_log.ip" in run.stdout
     assert "v_call_plays" not in tenant.tables()
@@ -147,6 +149,30 @@ def test_a_mapped_column_the_tenant_lacks_is_refused_before_any_request(
     assert "sources.gong.view_columns.user_call_play.call_id = 'log_record__conversation_idd'" in run.stderr
     assert "Did you mean log_record__conversation_id?" in run.stderr
     assert len(renamed_sandbox.stats.requests) == requests_before
+    # The same on a machine without the pipeline's local state: the schema comes from the destination.
+    fresh = tenant.run(env={"SOURCES__GONG__VIEW_COLUMNS": json.dumps(typo), "DLT_DATA_DIR": str(tenant.root / "new")})
+    assert fresh.returncode == 1, fresh.output
+    assert "Did you mean log_record__conversation_id?" in fresh.stderr
+    assert len(renamed_sandbox.stats.requests) == requests_before
+
+
+def test_a_mapped_column_of_a_table_loaded_for_the_first_time_is_checked_after_the_load(tenant: Workspace) -> None:
+    typo = {"user_call_play": {"call_id": "log_record__conversation_idd"}}
+    summary = tenant.root / "summary.json"
+
+    run = tenant.run(
+        "--start-date",
+        START_DATE,
+        "--summary-json",
+        str(summary),
+        env={"SOURCES__GONG__VIEW_COLUMNS": json.dumps(typo)},
+    )
+
+    assert run.returncode == 0, run.output  # the entries are loaded; the next run refuses before any request
+    warnings = json.loads(summary.read_text())["warnings"]
+    assert any("the mapping of user_call_play.call_id to 'log_record__conversation_idd'" in w for w in warnings)
+    assert "WARNING: view v_call_plays: the mapping of user_call_play.call_id" in run.stderr
+    assert tenant.run(env={"SOURCES__GONG__VIEW_COLUMNS": json.dumps(typo)}).returncode == 1
 
 
 @pytest.mark.parametrize(
@@ -187,7 +213,9 @@ def test_two_candidates_in_one_table_are_ambiguous_and_never_guessed() -> None:
     (access,) = [o for o in plan_audit_views(schema) if o.name == "v_access_by_ip"]
 
     assert not access.buildable
-    assert "ambiguous: log_record__ip_address and log_record__client_ip both exist" in access.reason()
+    assert (
+        "ip is ambiguous in access_log: log_record__ip_address and log_record__client_ip both exist" in access.reason()
+    )
     mapped = [
         o
         for o in plan_audit_views(schema, {"access_log": {"ip": "log_record__client_ip"}})
@@ -208,8 +236,35 @@ def test_a_candidate_of_the_wrong_type_is_not_used() -> None:
     assert "log_record__play_duration_seconds holds text" in plays.reason()
 
 
-def test_the_mapping_reads_from_toml_tables_as_dlt_gives_them() -> None:
+def test_mapped_names_are_trimmed_and_an_empty_mapping_maps_nothing() -> None:
     assert read_view_columns({"access_log": {"ip": " log_record__remote_address "}}) == {
         "access_log": {"ip": "log_record__remote_address"}
     }
     assert read_view_columns({}) == {}
+
+
+def test_a_view_from_an_older_version_is_replaced_on_postgresql(
+    tenant: Workspace, renamed_sandbox: GongSandbox, postgres_url: str
+) -> None:
+    # PostgreSQL refuses CREATE OR REPLACE VIEW when the columns change (an upgrade, a new mapping).
+    dataset = f"gong_{uuid.uuid4().hex[:8]}"
+    tenant.env["DESTINATION__POSTGRES__CREDENTIALS"] = postgres_url
+    tenant.write_config(TENANT_MAPPING)
+    args = ["--destination", "postgres", "--dataset-name", dataset, "--log-types", "AccessLog"]
+    assert tenant.run("--start-date", START_DATE, *args).returncode == 0
+    with psycopg2.connect(postgres_url) as connection, connection.cursor() as cursor:
+        cursor.execute(f"DROP VIEW {dataset}.v_access_by_ip")  # what an older version of the job created:
+        cursor.execute(
+            f"CREATE VIEW {dataset}.v_access_by_ip AS SELECT log_record__remote_address AS ip, "
+            f"count(*) AS events, 0 AS failed_logins FROM {dataset}.access_log GROUP BY 1"
+        )
+    renamed_sandbox.clock.advance(timedelta(hours=1))
+
+    run = tenant.run(*args)
+
+    assert run.returncode == 0, run.output
+    assert "v_access_by_ip" in run.stdout.split("Audit views:")[1].splitlines()[0]
+    with psycopg2.connect(postgres_url) as connection, connection.cursor() as cursor:
+        cursor.execute(f"SELECT sum(events), count(DISTINCT action) FROM {dataset}.v_access_by_ip")
+        events, actions = cursor.fetchone()
+    assert events == len(truth(renamed_sandbox, "AccessLog")) and actions > 1
