@@ -168,9 +168,10 @@ def run(args: argparse.Namespace, session: ReadSession) -> int:
         destination=destination_for(args.destination or "duckdb"),
         dataset_name=args.dataset_name or PIPELINE_NAME,
     )
-    view_columns = checked_view_columns(pipeline, restore_schema=not is_file_destination(pipeline))
     sources = iter_sources(first_source, lambda: gong_source(session=session, **options))
     with exclusive_run(pipeline):
+        # Under the lock: on a machine without local state this restores the pipeline from the destination.
+        view_columns = checked_view_columns(pipeline, restore_schema=not is_file_destination(pipeline))
         exit_code = load(pipeline, sources, session, view_columns)
     warn_if_start_date_ignored(args.start_date if not args.end_date else None, session.report)
     return exit_code
