@@ -213,14 +213,11 @@ def run_demo(args: argparse.Namespace, session: ReadSession) -> int:
                 pipeline = pipeline.drop()  # the demo database was deleted: start over, not from stale state
             # The sandbox's names fit every view; a view_columns mapping of your tenant's would not.
             exit_code = load(pipeline, sources, session, view_columns={})
-    if exit_code == EXIT_OK and any(view.get("view") == "v_call_plays" for view in created_views(session.report)):
+    if exit_code == EXIT_OK and any(
+        view["view"] == "v_call_plays" and view["status"] == "created" for view in session.report.views
+    ):
         print_demo_query(pipeline)
     return exit_code
-
-
-def created_views(report: RunReport) -> list[dict[str, Any]]:
-    """The views the run created."""
-    return [view for view in report.views if view.get("status") == "created"]
 
 
 def report_fields(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Final, Optional, Sequence
 
+from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.common.schema import Schema
 from dlt.pipeline.pipeline import Pipeline
 
@@ -41,7 +42,8 @@ SECRET_ASSIGNMENT: Final = re.compile(
 """...nor values that assign one (`Cookie: ...`, `?access_token=...`, `{"apiKey": ...}`)."""
 TOKEN: Final = re.compile(r"[0-9a-f]{64}")
 """What `pii = hash` writes in place of a person's data."""
-PII_COLUMN_NAMES: Final = frozenset(re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower() for name in TOP_LEVEL_FIELDS)
+PII_COLUMN_NAMES: Final = frozenset(NamingConvention().normalize_identifier(name) for name in TOP_LEVEL_FIELDS)
+"""The top-level person fields as dlt names their columns (`userEmailAddress` -> `user_email_address`)."""
 
 
 @dataclass

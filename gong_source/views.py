@@ -181,7 +181,7 @@ def setting_for(table: str, concept: str) -> str:
 def read_view_columns(configured: Any = None) -> ViewColumns:
     """The validated `[sources.gong.view_columns]` mapping (from dlt config when not given).
 
-    Checks its shape, tables and concepts; whether the columns exist is `check_view_columns`'s job."""
+    Checks its shape, tables and concepts; whether the columns exist is `checked_view_columns`'s job."""
     raw = dlt.config.get(VIEW_COLUMNS_SETTING) if configured is None else configured
     if raw is None or raw == "":
         return {}
@@ -225,20 +225,6 @@ def read_view_columns(configured: Any = None) -> ViewColumns:
     return mapping
 
 
-def check_view_columns(mapping: ViewColumns, schema: Optional[Schema]) -> None:
-    """Refuse a mapped column that a loaded table lacks, or whose type its view cannot use.
-
-    Tables not loaded yet are checked when their views are built (after the first load)."""
-    for table, columns in mapping.items():
-        if schema is None or table not in schema.tables:
-            continue
-        concepts = concepts_of_table(table)
-        for concept, column in columns.items():
-            problem = _mapped_column_problem(schema, table, concepts[concept], column)
-            if problem:
-                raise GongConfigError(f"{setting_for(table, concept)} = {column!r}: {problem}")
-
-
 def _mapped_column_problem(schema: Schema, table: str, concept: Concept, column: str) -> Optional[str]:
     table_columns = schema.tables[table]["columns"]
     if column not in table_columns:
@@ -255,12 +241,22 @@ def checked_view_columns(pipeline: Pipeline, restore_schema: bool = True) -> Vie
     """The configured mapping, refused before any request if a loaded table lacks a mapped column.
 
     On a machine without the pipeline's local state (an ephemeral worker) the schema is first restored
-    from the destination (`restore_schema`; this reads the warehouse, never Gong)."""
+    from the destination (`restore_schema`; this reads the warehouse, never Gong). Tables not loaded yet
+    are checked when their views are built, after their first load."""
     mapping = read_view_columns()
     if mapping and restore_schema and not pipeline.default_schema_name:
         pipeline.sync_destination()
-    schema = pipeline.schemas.get(pipeline.default_schema_name) if pipeline.default_schema_name else None
-    check_view_columns(mapping, schema)
+    if not pipeline.default_schema_name:
+        return mapping
+    schema = pipeline.schemas[pipeline.default_schema_name]
+    for table, columns in mapping.items():
+        if table not in schema.tables:
+            continue
+        concepts = concepts_of_table(table)
+        for concept, column in columns.items():
+            problem = _mapped_column_problem(schema, table, concepts[concept], column)
+            if problem:
+                raise GongConfigError(f"{setting_for(table, concept)} = {column!r}: {problem}")
     return mapping
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from pathlib import Path
 from typing import Any
 
 import psycopg2
@@ -106,7 +105,7 @@ def test_the_report_reads_the_destination_on_a_machine_without_the_pipeline(
     assert columns_of(report, "user_call_play")["log_record__conversation_id"]["fill_rate"] == 1.0
 
 
-def test_nothing_loaded_yet_is_a_clear_error(tenant: Workspace, tmp_path: Path) -> None:
+def test_nothing_loaded_yet_is_a_clear_error(tenant: Workspace) -> None:
     run = tenant.run("fields")
 
     assert run.returncode == 1
