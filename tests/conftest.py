@@ -140,8 +140,17 @@ viewer_email = "user_email_address"
 
 @pytest.fixture
 def renamed_sandbox() -> Iterator[GongSandbox]:
-    """A second tenant: the same events, other field names (`SyntheticLogs.renamed_fields`)."""
-    logs = SyntheticLogs(epoch=EPOCH, renamed_fields=True)
+    """A tenant whose `logRecord` names no view expects (`SyntheticLogs(shape="renamed")`)."""
+    logs = SyntheticLogs(epoch=EPOCH, shape="renamed")
+    with GongSandbox(logs=logs, clock=SandboxClock(FIRST_CLOCK)) as server:
+        yield server
+
+
+@pytest.fixture
+def invented_sandbox() -> Iterator[GongSandbox]:
+    """A tenant with the sandbox's earlier, invented shapes (`SyntheticLogs(shape="invented")`): the views
+    read it through their fallback spellings."""
+    logs = SyntheticLogs(epoch=EPOCH, new_fields_from=NEW_FIELDS_FROM, shape="invented")
     with GongSandbox(logs=logs, clock=SandboxClock(FIRST_CLOCK)) as server:
         yield server
 

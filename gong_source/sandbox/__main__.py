@@ -1,12 +1,12 @@
 """Serve the Gong sandbox until interrupted:
-`python -m gong_source.sandbox --port 8765 [--rate-limit 3] [--renamed-fields]`."""
+`python -m gong_source.sandbox --port 8765 [--rate-limit 3] [--shape gong|invented|renamed]`."""
 
 from __future__ import annotations
 
 import argparse
 import threading
 
-from gong_source.sandbox.data import SyntheticLogs
+from gong_source.sandbox.data import SHAPES, SyntheticLogs
 from gong_source.sandbox.server import GongSandbox
 
 
@@ -16,12 +16,14 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--rate-limit", type=float, default=None, help="requests per second before 429 (Gong: 3)")
     parser.add_argument(
-        "--renamed-fields",
-        action="store_true",
-        help="serve a tenant whose logRecord fields have other names (to try the view mapping)",
+        "--shape",
+        choices=SHAPES,
+        default="gong",
+        help="the tenant's logRecord shapes: gong (as real tenants send them, the default), invented (the "
+        "sandbox's earlier shapes, read by the views' fallbacks) or renamed (other names: try the view mapping)",
     )
     args = parser.parse_args()
-    logs = SyntheticLogs(renamed_fields=args.renamed_fields)
+    logs = SyntheticLogs(shape=args.shape)
     sandbox = GongSandbox(port=args.port, max_requests_per_second=args.rate_limit, logs=logs).start()
     print(f"export SOURCES__GONG__BASE_URL={sandbox.url}")
     print(f"export SOURCES__GONG__CREDENTIALS__ACCESS_KEY={sandbox.access_key}")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Optional
 
+from gong_source.sandbox import gong_shapes
 from gong_source.settings import LOG_TYPES
 
 DEFAULT_EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -45,6 +46,8 @@ USERS = [
 ]
 ADMINS = [("Sam", "Admin"), ("Kim", "Support")]
 EXTERNAL_VIEWERS = ["buyer@prospect-one.example", "cfo@prospect-two.example", "legal@partner.example"]
+EXTERNAL_VIEWER_NAMES = {"buyer@prospect-one.example": "Pat Buyer", "legal@partner.example": "Lee Counsel"}
+"""Gong sends an external viewer's full name only sometimes (here: for two of the three)."""
 USER_AGENTS = [
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Safari/605.1.15",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/131.0 Safari/537.36",
@@ -97,12 +100,16 @@ class SyntheticLogs:
     """Also hide addresses where only a pattern finds them: request headers (`X-Forwarded-For: v4, v6`),
     URLs with `?email=Mixed.Case+tag@...`, JSON kept as text, changed settings; plus lookalikes that
     must survive (`1.2.3.4.5`, `10.0`, times of day, MAC addresses)."""
-    renamed_fields: bool = False
-    """A second tenant: `logRecord` fields under other names (`RENAMED_RECORD_KEYS`), call ids of shared calls
-    nested (`call.id`), the external viewer's e-mail in the top-level `userEmailAddress`, and a session token
-    in AccessLog: what the views and the fields report must cope with."""
+    shape: str = "gong"
+    """Which tenant's `logRecord` shapes to serve (`SHAPES`): `gong`, the shapes real tenants send
+    (`gong_shapes.py`); `invented`, the shapes this sandbox served before real ones were known, which the
+    views still read through their fallback spellings; `renamed`, the invented shapes under other names
+    (`RENAMED_RECORD_KEYS`), call ids of shared calls nested (`call.id`), the external viewer's e-mail in
+    the top-level `userEmailAddress` and a session token in AccessLog: a tenant the views need a mapping for."""
 
     def __post_init__(self) -> None:
+        if self.shape not in SHAPES:
+            raise ValueError(f"unknown sandbox shape {self.shape!r}; use one of {', '.join(SHAPES)}")
         self._epoch_ms = int(self.epoch.timestamp() * 1000)
         self._type_ids = {log_type.name: number for number, log_type in enumerate(LOG_TYPES)}
         self._new_fields_ms = (
@@ -186,19 +193,67 @@ class SyntheticLogs:
         moment = datetime.fromtimestamp(time_ms / 1000, tz=timezone.utc)
         rand = mix(self.seed, self._type_ids[log_type], index, 1)
         late = time_ms >= self._new_fields_ms
+        session = None
+        if self.shape == "gong" and log_type.endswith("CallPlay"):
+            # Every segment of a player session belongs to one person.
+            session = gong_shapes.play_session(self._type_ids[log_type], index, self._seed_mix)
+            person_rand = session[2]
+        else:
+            person_rand = rand
         entry: dict[str, Any] = {}
-        if not log_type.startswith("ExternallyShared"):
-            entry.update(_person("user", USERS[rand % len(USERS)], rand))
+        if log_type.startswith("ExternallyShared"):
+            if self.shape == "gong":  # the external viewer, by e-mail (and sometimes name), with no user id
+                viewer = EXTERNAL_VIEWERS[person_rand % len(EXTERNAL_VIEWERS)]
+                entry["userEmailAddress"] = viewer
+                if viewer in EXTERNAL_VIEWER_NAMES:
+                    entry["userFullName"] = EXTERNAL_VIEWER_NAMES[viewer]
+        else:
+            entry.update(_person("user", USERS[person_rand % len(USERS)], person_rand))
             if rand % 17 == 0:
                 admin = ADMINS[(rand >> 8) % len(ADMINS)]
                 entry.update(_person("impersonator", admin, rand >> 8))
                 entry["impersonatorCompanyId"] = "5550000000000000001"
         entry["eventTime"] = render_time(moment, OFFSETS[index % len(OFFSETS)], with_millis=index % 3 == 0)
-        builder = getattr(self, f"_record_{log_type}")
-        entry["logRecord"] = builder(index, rand, late)
-        if self.renamed_fields:
+        if self.shape == "gong":
+            entry["logRecord"] = self._gong_record(log_type, index, rand, entry, moment, late, session)
+        else:
+            builder = getattr(self, f"_record_{log_type}")
+            entry["logRecord"] = builder(index, rand, late)
+        if self.shape == "renamed":
             _rename_fields(log_type, entry, rand)
         return entry
+
+    def _seed_mix(self, *values: int) -> int:
+        return mix(self.seed, *values)
+
+    def _gong_record(
+        self,
+        log_type: str,
+        index: int,
+        rand: int,
+        entry: dict[str, Any],
+        moment: datetime,
+        late: bool,
+        session: Optional[tuple[int, int, int]],
+    ) -> dict[str, Any]:
+        email = entry.get("userEmailAddress", "")
+        if log_type == "AccessLog":
+            record = gong_shapes.access_log(index, rand, email, moment, late)
+            if self.adversarial:
+                _hide_addresses_in_gong_access(record, index, rand)
+            return record
+        if log_type == "UserActivityLog":
+            record = gong_shapes.user_activity_log(index, rand, email, moment, late)
+            if self.adversarial:
+                first, last = USERS[(rand >> 3) % len(USERS)]
+                record["httpRequest"]["body"] = json.dumps(
+                    {"inviteEmail": _email(first, last).upper(), "fromIp": _ipv6(rand)}
+                )
+            return record
+        if log_type == "ExternallySharedCallAccess":
+            return gong_shapes.externally_shared_call_access(rand, late)
+        assert session is not None
+        return gong_shapes.call_play(index, session, moment, late, shared=log_type.startswith("Externally"))
 
     @staticmethod
     def _client(rand: int) -> dict[str, Any]:
@@ -297,6 +352,8 @@ class SyntheticLogs:
         return record
 
 
+SHAPES: tuple[str, ...] = ("gong", "invented", "renamed")
+
 RENAMED_RECORD_KEYS: dict[str, dict[str, str]] = {
     "AccessLog": {"action": "eventName", "ipAddress": "remoteAddress"},
     "UserCallPlay": {"callId": "conversationId", "playDurationSeconds": "watchedSeconds"},
@@ -307,7 +364,7 @@ RENAMED_RECORD_KEYS: dict[str, dict[str, str]] = {
 
 
 def _rename_fields(log_type: str, entry: dict[str, Any], rand: int) -> None:
-    """Turn a default entry into the renamed tenant's (`SyntheticLogs.renamed_fields`), in place."""
+    """Turn an invented-shape entry into the renamed tenant's (`SyntheticLogs.shape`), in place."""
     renames = RENAMED_RECORD_KEYS.get(log_type, {})
     record = {renames.get(key, key): value for key, value in entry["logRecord"].items()}
     if log_type.startswith("ExternallyShared"):
@@ -352,6 +409,17 @@ def _hidden_addresses(index: int, rand: int) -> dict[str, Any]:
         ],
         "lookalikes": LOOKALIKES[index % len(LOOKALIKES)],
     }
+
+
+def _hide_addresses_in_gong_access(record: dict[str, Any], index: int, rand: int) -> None:
+    """The adversarial forms of `_hidden_addresses`, in the fields real AccessLog entries have."""
+    hidden = _hidden_addresses(index, rand)
+    forwarded, referer, meta = (header["value"] for header in hidden["requestHeaders"])
+    first, second = forwarded.split(", ")
+    record["request_headers"]["x-forwarded-for"] = f"{second}, {first}"  # an IPv6 client in any notation
+    record["request_headers"]["referer"] = referer
+    record["message"] = meta
+    record["lookalikes"] = hidden["lookalikes"]
 
 
 def _user_id(first: str) -> str:
