@@ -11,6 +11,13 @@ from gong_source.errors import GongEntryError
 from gong_source.pii import PiiPolicy
 from gong_source.settings import CURSOR_FIELD, ENTRY_KEY_COLUMN
 
+CHANGED_VALUE_FIELDS = frozenset({"oldValue", "newValue", "columnValue"})
+"""UserActivityLog's values of changed table columns (`tableChanges[].rowChanges[].columnChanges[]`, and the
+rows' `primaryKeyColumns[]`) take the type of the column Gong changed: a string, a number, a boolean or null
+in one and the same field. dlt keeps the first type it sees and coerces later values into it where it can,
+which loses data (a number coerced into a boolean column becomes `true`), so these values are loaded as text:
+strings as they are, anything else as its JSON text (`true`, `5`, `2.5`, `{"a": 1}`); null stays null."""
+
 
 def parse_event_time(value: Any) -> datetime:
     """Parse Gong's ISO-8601 `eventTime` (any offset) to an aware UTC datetime."""
@@ -44,6 +51,23 @@ class EntryKeyer:
         return f"{digest.hex()}-{occurrence}"
 
 
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def values_as_text(record: Any) -> None:
+    """Turn the changed values of a UserActivityLog `logRecord` into text, in place (`CHANGED_VALUE_FIELDS`)."""
+    if not isinstance(record, dict):
+        return
+    for table_change in _dicts(record.get("tableChanges")):
+        for row in _dicts(table_change.get("rowChanges")):
+            for change in _dicts(row.get("columnChanges")) + _dicts(row.get("primaryKeyColumns")):
+                for name in CHANGED_VALUE_FIELDS.intersection(change):
+                    value = change[name]
+                    if value is not None and not isinstance(value, str):
+                        change[name] = json.dumps(value, ensure_ascii=False)
+
+
 def prepare_entries(
     entries: list[Any],
     log_type: str,
@@ -67,6 +91,7 @@ def prepare_entries(
             # identical are still kept apart by their occurrence number.
             pii.apply(entry)
         entry[ENTRY_KEY_COLUMN] = keyer.key(entry)
+        values_as_text(entry.get("logRecord"))  # after keying: keys stay those of earlier versions
         try:
             entry[CURSOR_FIELD] = parse_event_time(entry.get(CURSOR_FIELD))
         except ValueError as error:

@@ -58,3 +58,27 @@ def test_an_unusable_event_time_fails_naming_type_and_position(bad: object) -> N
 def test_an_entry_that_is_not_an_object_fails() -> None:
     with pytest.raises(GongEntryError, match="AccessLog entry #0 is a list"):
         prepare_entries([["not", "an", "object"]], "AccessLog", EntryKeyer("AccessLog"), 0)
+
+
+def test_changed_values_of_any_type_are_loaded_as_text_and_keyed_as_before() -> None:
+    changes = [
+        {"columnName": "a", "oldValue": 5, "newValue": "6"},
+        {"columnName": "b", "oldValue": True, "newValue": False},
+        {"columnName": "c", "oldValue": None, "newValue": 2.5},
+        {"columnName": "d", "oldValue": {"x": [1]}, "newValue": "plain"},
+    ]
+    rows = [{"primaryKeyColumns": [{"columnName": "id", "columnValue": 7}], "columnChanges": changes}]
+    raw = entry("2026-01-01T00:00:00Z", tableChanges=[{"tableName": "t", "rowChanges": rows}])
+    expected_key = EntryKeyer("UserActivityLog").key(copy.deepcopy(raw))
+
+    (prepared,) = prepare_entries([raw], "UserActivityLog", EntryKeyer("UserActivityLog"), 0)
+
+    row = prepared["logRecord"]["tableChanges"][0]["rowChanges"][0]  # type: ignore[index]
+    assert [(c["oldValue"], c["newValue"]) for c in row["columnChanges"]] == [
+        ("5", "6"),
+        ("true", "false"),
+        (None, "2.5"),
+        ('{"x": [1]}', "plain"),
+    ]
+    assert row["primaryKeyColumns"] == [{"columnName": "id", "columnValue": "7"}]
+    assert prepared["_entry_key"] == expected_key  # keys of entries loaded by earlier versions do not change
