@@ -2,14 +2,24 @@
 
 Covered fields (documented in README):
 - top level: `userEmailAddress`, `userFullName`, `impersonatorEmailAddress`, `impersonatorFullName`;
-- anywhere inside `logRecord` (nested objects and lists included): keys named `ipAddress`, `ip`,
-  `clientIp` or `userAgent`, and keys ending in `EmailAddress`, `Email` or `FullName` (case-insensitive).
+- anywhere inside `logRecord` (nested objects and lists included): keys named `ipAddress`, `ip`, `clientIp`,
+  `page_viewer_ip`, `userAgent` (the `user-agent` header) or `x-forwarded-for`, and keys ending in
+  `EmailAddress`, `Email` or `FullName`. Keys are compared ignoring case, `-` and `_` (`pageViewerIp`,
+  `X_Forwarded_For`, `client_ip` and `user-agent` all match), so a dlt column name matches too.
 Ids (`userId`, ...) are kept: they identify Gong accounts, not people, and the joins need them.
+
+Under `hash` a key-rule field becomes the token of its value, except `x-forwarded-for`, a chain of hops
+(`client, proxy, ...`): each hop becomes the token of its address (a port dropped: `[v6]:443`, `v4:8080`) and
+the tokens are joined by `, `, so the first one is the client's. Under `drop` a key-rule field is deleted.
 
 Under `hash` and `drop`, every other string of the entry, at any depth, is also searched for e-mail
 addresses and IP addresses (`find_addresses`): each one found is replaced in place, by its token
 (`hash`: the same token the key rule gives the same value) or by a marker (`drop`: `[email]`, `[ip]`),
-and the rest of the string is kept. Names cannot be found by pattern: only the key rule covers them.
+and the rest of the string is kept. A dotted quad right after `Token/`, where Token starts with an
+upper-case ASCII letter, is made of ASCII letters, digits, `-`, `_` and `.`, and is not itself right after
+a `/`, is a product version (`Chrome/122.0.0.0`, `Edg/122.0.0.0`) and is left alone; after a lower-case path
+segment, a URL's `//` or a capitalized path segment (`/ips/10.1.2.3`, `http://10.0.0.1/`, `/Users/10.1.2.3`)
+it is an address. Names cannot be found by pattern: only the key rule covers them.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ import hashlib
 import hmac
 import ipaddress
 import re
+import string
 from typing import Any, Callable, Final, Optional
 from urllib.parse import unquote
 
@@ -27,8 +38,11 @@ PII_MODES: Final = ("keep", "hash", "drop")
 TOP_LEVEL_FIELDS: Final = frozenset(
     {"userEmailAddress", "userFullName", "impersonatorEmailAddress", "impersonatorFullName"}
 )
-RECORD_FIELD_NAMES: Final = frozenset({"ipaddress", "ip", "clientip", "useragent"})
+RECORD_FIELD_NAMES: Final = frozenset({"ipaddress", "ip", "clientip", "pageviewerip", "useragent", "xforwardedfor"})
+"""Key-rule names as `record_key` writes them: lower case, without `-` and `_`."""
 RECORD_FIELD_SUFFIXES: Final = ("emailaddress", "email", "fullname")
+FORWARDED_FOR: Final = "xforwardedfor"
+"""The key (as `record_key` writes it) whose value is a chain of hops, tokenized hop by hop under `hash`."""
 MIN_SALT_LENGTH: Final = 16
 TOKEN_CACHE_SIZE: Final = 100_000
 EMAIL_MARKER: Final = "[email]"
@@ -50,6 +64,8 @@ IPV6_PATTERN: Final = re.compile(
     rf"(?<![A-Za-z0-9.])(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}(?:{_IPV4}|[0-9A-Fa-f]{{0,4}})(?![A-Za-z0-9]|\.[0-9])"
 )
 """What `find_addresses` matches; README "Personal data" lists the same in words."""
+_PRODUCT_TOKEN_CHARS: Final = frozenset(string.ascii_letters + string.digits + "-_.")
+_KEY_SEPARATORS: Final = str.maketrans("", "", "-_")
 
 
 def replace_addresses(text: str, replacement: Callable[[str, str], str]) -> str:
@@ -67,8 +83,26 @@ def replace_addresses(text: str, replacement: Callable[[str, str], str]) -> str:
 
         text = IPV6_PATTERN.sub(ipv6, text)
     if "." in text:
-        text = IPV4_PATTERN.sub(lambda match: replacement("ip", match.group(0)), text)
+
+        def ipv4(match: re.Match[str]) -> str:
+            if _is_product_version(match.string, match.start()):
+                return match.group(0)
+            return replacement("ip", match.group(0))
+
+        text = IPV4_PATTERN.sub(ipv4, text)
     return text
+
+
+def _is_product_version(text: str, start: int) -> bool:
+    """Whether the dotted quad at `start` is a product version: right after `Token/` (`Chrome/122.0.0.0`), Token
+    starting with an upper-case ASCII letter, made of ASCII letters, digits, `-`, `_`, `.`, and not after a `/`."""
+    slash = start - 1
+    if slash < 1 or text[slash] != "/":
+        return False
+    begin = slash
+    while begin > 0 and text[begin - 1] in _PRODUCT_TOKEN_CHARS:
+        begin -= 1
+    return begin < slash and "A" <= text[begin] <= "Z" and (begin == 0 or text[begin - 1] != "/")
 
 
 def _ipv6_prefix(candidate: str) -> tuple[Optional[str], str]:
@@ -112,10 +146,35 @@ def find_addresses(text: str) -> list[str]:
     return found
 
 
+def record_key(key: str) -> str:
+    """`key` as the key rules compare it: lower case, without `-` and `_` (`X-Forwarded-For` -> `xforwardedfor`)."""
+    return key.lower().translate(_KEY_SEPARATORS)
+
+
 def is_record_pii(key: str) -> bool:
-    """Whether a key inside `logRecord` holds person-identifying data."""
-    lowered = key.lower()
-    return lowered in RECORD_FIELD_NAMES or lowered.endswith(RECORD_FIELD_SUFFIXES)
+    """Whether a key inside `logRecord` holds person-identifying data (a raw key or a dlt column leaf name)."""
+    name = record_key(key)
+    return name in RECORD_FIELD_NAMES or name.endswith(RECORD_FIELD_SUFFIXES)
+
+
+def hop_address(hop: str) -> str:
+    """The address of one `x-forwarded-for` hop, without brackets or port (`[2001:db8::5]:443` -> `2001:db8::5`,
+    `10.0.4.2:8080` -> `10.0.4.2`); the trimmed hop itself when it is not an address (`unknown`)."""
+    hop = hop.strip()
+    if hop.startswith("["):
+        end = hop.find("]")
+        rest = hop[end + 1 :]
+        candidate = hop[1:end] if end > 0 and (not rest or (rest[0] == ":" and rest[1:].isdigit())) else hop
+    elif hop.count(":") == 1:
+        candidate, _, port = hop.partition(":")
+        candidate = candidate if port.isdigit() else hop
+    else:
+        candidate = hop
+    try:
+        ipaddress.ip_address(candidate)
+    except ValueError:
+        return hop
+    return candidate
 
 
 class PiiPolicy:
@@ -153,7 +212,9 @@ class PiiPolicy:
             return [self._walk(item) for item in node]
         if isinstance(node, dict):
             for key in list(node):
-                if is_record_pii(key):
+                if self.mode == "hash" and record_key(key) == FORWARDED_FOR:
+                    node[key] = self._hop_tokens(node[key])
+                elif is_record_pii(key):
                     self._replace(node, key)
                 else:
                     node[key] = self._walk(node[key])
@@ -171,6 +232,14 @@ class PiiPolicy:
         if self.mode == "drop":
             return EMAIL_MARKER if kind == "email" else IP_MARKER
         return str(self._token(address))
+
+    def _hop_tokens(self, value: Any) -> Any:
+        """An `x-forwarded-for` chain with each hop replaced by the token of its address, joined by `, `."""
+        if isinstance(value, list):
+            return [self._hop_tokens(item) for item in value]
+        if not isinstance(value, str):
+            return self._token(value)
+        return ", ".join(self._token(hop_address(hop)) if hop.strip() else "" for hop in value.split(","))
 
     def _replace(self, container: dict[str, Any], key: str) -> None:
         if self.mode == "drop":
