@@ -56,13 +56,34 @@ DUCKDB_FILE = "gong_audit.duckdb"
 DEMO_PIPELINE_NAME = "gong_logs_demo"
 DEMO_DATABASE = "gong_logs_demo.duckdb"
 DEMO_HISTORY = timedelta(days=2)
-DEMO_QUERY = """
-SELECT user_email_address, count(*) AS plays, round(sum(played_seconds) / 60.0) AS minutes
+DEMO_QUERIES = (
+    (
+        "who played calls the longest (player sessions, all loads so far)",
+        "v_call_plays",
+        """
+SELECT user_email_address, count(*) AS sessions, round(sum(played_seconds) / 60.0) AS minutes
 FROM {table}
 GROUP BY user_email_address
-ORDER BY plays DESC, user_email_address
+ORDER BY minutes DESC, user_email_address
 LIMIT 5
-"""
+""",
+        "  {0:<40} {1:>5} sessions {2:>7} min",
+    ),
+    (
+        "where refused requests came from (client IP: the first hop of x-forwarded-for)",
+        "v_access_by_ip",
+        """
+SELECT ip, status, path, sum(events) AS refused
+FROM {table}
+WHERE status IN (401, 403)
+GROUP BY ip, status, path
+ORDER BY refused DESC, ip, path
+LIMIT 5
+""",
+        "  {0:<40} {1:>5} {2:<32} {3:>4} x",
+    ),
+)
+"""The demo's example questions: (question, view, SQL, row format)."""
 RUN_ONLY_OPTIONS = ("start_date", "end_date", "log_types")
 
 
@@ -570,14 +591,15 @@ def print_summary(report: RunReport, row_counts: dict[str, int], loads: int) -> 
 
 
 def print_demo_query(pipeline: Pipeline) -> None:
-    """Show one example audit question answered in SQL on the demo database."""
-    with pipeline.sql_client() as client:
-        query = DEMO_QUERY.format(table=client.make_qualified_table_name("v_call_plays"))
-        rows = client.execute_sql(query) or []
-    print("\nExample query: who played the most calls (all loads so far)")
-    print(query.strip())
-    for email, plays, minutes in rows:
-        print(f"  {email:<40} {plays:>5} plays {minutes:>7} min")
+    """Show example audit questions answered in SQL on the demo database."""
+    for question, view, sql, row_format in DEMO_QUERIES:
+        with pipeline.sql_client() as client:
+            query = sql.format(table=client.make_qualified_table_name(view))
+            rows = client.execute_sql(query) or []
+        print(f"\nExample query: {question}")
+        print(query.strip())
+        for row in rows:
+            print(row_format.format(*(str(value) for value in row)))
 
 
 def explain(error: BaseException) -> str:

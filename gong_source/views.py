@@ -22,151 +22,38 @@ from dlt.common.schema import Schema
 from dlt.pipeline.pipeline import Pipeline
 
 from gong_source.errors import GongConfigError
-from gong_source.settings import LOG_TYPES
+from gong_source.view_catalog import (
+    ALL_TABLES,
+    AUDIT_VIEWS,
+    AuditView,
+    Candidate,
+    Concept,
+    Difference,
+    Pair,
+    candidate_columns,
+    describe_candidate,
+)
 
 logger = logging.getLogger("gong_source")
 
 VIEW_COLUMNS_SETTING: Final = "sources.gong.view_columns"
-NUMBER_TYPES: Final = frozenset({"bigint", "double", "decimal", "wei"})
-VALUE_TYPES: Final = frozenset({"text", "bigint", "double", "decimal", "wei"})
-"""What an id, a name or an address can be stored as (not JSON, not a time, not a boolean)."""
+ROOT_ALIAS: Final = "r"
+PARENT_ID, ROW_ID, LIST_INDEX = "_dlt_parent_id", "_dlt_id", "_dlt_list_idx"
+"""How dlt links a child row to its parent row, and keeps its place in the list."""
 
 ViewColumns = dict[str, dict[str, str]]
 """The user's mapping: table -> concept -> source column."""
 
 
-@dataclass(frozen=True)
-class Concept:
-    """One thing a view needs, with the spellings it may have in a tenant's tables (most likely first)."""
-
-    name: str
-    candidates: tuple[str, ...]
-    data_types: frozenset[str] = VALUE_TYPES
-    view_type: Optional[str] = "text"
-    """dlt type every source is cast to in the views, so that a union of tables (and a NULL placeholder)
-    has one type on every destination; None: used as stored."""
-
-
-EVENT_TIME = Concept("event_time", ("event_time",), frozenset({"timestamp"}), view_type=None)
-CALL_ID = Concept("call_id", ("log_record__call_id", "call_id", "log_record__call__id"))
-USER_ID = Concept("user_id", ("user_id", "log_record__user_id"))
-USER_EMAIL = Concept("user_email", ("user_email_address", "log_record__user_email_address"))
-IMPERSONATOR_EMAIL = Concept(
-    "impersonator_email", ("impersonator_email_address", "log_record__impersonator_email_address")
-)
-PLAYED_SECONDS = Concept(
-    "played_seconds",
-    (
-        "log_record__play_duration_seconds",
-        "log_record__played_seconds",
-        "log_record__duration_seconds",
-        "log_record__play_duration",
-    ),
-    NUMBER_TYPES,
-    view_type="double",
-)
-VIEWER_EMAIL = Concept(
-    "viewer_email",
-    ("log_record__viewer_email_address", "log_record__viewer_email", "log_record__viewer__email_address"),
-)
-IP_ADDRESS = Concept("ip", ("log_record__ip_address", "log_record__client_ip", "log_record__ip", "ip_address"))
-ACCESS_ACTION = Concept("action", ("log_record__action", "log_record__access_type", "log_record__event_type"))
-
-
-@dataclass(frozen=True)
-class ViewColumn:
-    """A column of a view: the concept it shows, its name in the view, and whether the view needs it."""
-
-    concept: Concept
-    alias: str
-    required: bool
-
-
-def _required(concept: Concept, alias: Optional[str] = None) -> ViewColumn:
-    return ViewColumn(concept, alias or concept.name, required=True)
-
-
-def _optional(concept: Concept, alias: Optional[str] = None) -> ViewColumn:
-    return ViewColumn(concept, alias or concept.name, required=False)
-
-
-@dataclass(frozen=True)
-class AuditView:
-    """One view: the question it answers, the tables it reads (each with a label), its columns, and the
-    SQL around the union of its per-table SELECTs."""
-
-    name: str
-    question: str
-    tables: tuple[tuple[str, str], ...]
-    columns: tuple[ViewColumn, ...]
-    label_alias: Optional[str] = None
-    """Column holding each row's table label (e.g. the log type); None: no such column."""
-    where_not_null: Optional[str] = None
-    """Alias of a column whose NULL rows are left out (e.g. only impersonated actions)."""
-    wrap: Callable[[str], str] = lambda union: union
-
-
-ALL_TABLES: Final = tuple((log_type.table_name, log_type.name) for log_type in LOG_TYPES)
-
-AUDIT_VIEWS: Final[tuple[AuditView, ...]] = (
-    AuditView(
-        "v_call_plays",
-        "Who played which calls, and for how long?",
-        (("user_call_play", "UserCallPlay"),),
-        (
-            _required(EVENT_TIME),
-            _required(CALL_ID),
-            _optional(USER_ID),
-            _optional(USER_EMAIL, "user_email_address"),
-            _optional(PLAYED_SECONDS),
-        ),
-    ),
-    AuditView(
-        "v_external_call_views",
-        "Which externally shared calls were opened or played, by whom, from where?",
-        (("externally_shared_call_access", "opened"), ("externally_shared_call_play", "played")),
-        (_required(EVENT_TIME), _required(CALL_ID), _optional(VIEWER_EMAIL), _optional(IP_ADDRESS, "viewer_ip")),
-        label_alias="action",
-    ),
-    AuditView(
-        "v_impersonated_actions",
-        "What was done while impersonating, by whom and for whom?",
-        ALL_TABLES,
-        (_required(EVENT_TIME), _required(IMPERSONATOR_EMAIL), _optional(USER_EMAIL, "on_behalf_of_email")),
-        label_alias="log_type",
-        where_not_null="impersonator_email",
-    ),
-    AuditView(
-        "v_access_by_ip",
-        "Access per IP address and action (e.g. failed logins), with first and last time seen.",
-        (("access_log", "AccessLog"),),
-        (_required(EVENT_TIME), _required(IP_ADDRESS), _optional(ACCESS_ACTION)),
-        wrap=lambda union: (
-            "SELECT ip, action, count(*) AS events, min(event_time) AS first_seen, max(event_time) AS last_seen "
-            f"FROM ({union}) AS access GROUP BY ip, action"
-        ),
-    ),
-    AuditView(
-        "v_daily_activity",
-        "Daily activity per user across all log types.",
-        ALL_TABLES,
-        (_required(EVENT_TIME), _required(USER_EMAIL, "user_email_address")),
-        label_alias="log_type",
-        wrap=lambda union: (
-            "SELECT CAST(event_time AS DATE) AS day, user_email_address, log_type, count(*) AS events "
-            f"FROM ({union}) AS activity GROUP BY CAST(event_time AS DATE), user_email_address, log_type"
-        ),
-    ),
-)
-
-
 def concepts_of_table(table: str) -> dict[str, Concept]:
-    """The concepts that some view reads from `table` (what `view_columns.<table>` may map)."""
+    """The concepts that some view reads from `table` itself (what `view_columns.<table>` may map); columns
+    of child tables are found by their candidates only."""
     return {
         column.concept.name: column.concept
         for view in AUDIT_VIEWS
         if table in dict(view.tables)
         for column in view.columns
+        if column.table == ROOT_ALIAS and not column.concept.internal
     }
 
 
@@ -225,10 +112,19 @@ def read_view_columns(configured: Any = None) -> ViewColumns:
     return mapping
 
 
+def _closest(name: str, names: list[str]) -> list[str]:
+    """The names most like `name` (a typo's intended column); long shared prefixes such as
+    `log_record__request_headers__` make many names look close, so only those near the best are kept."""
+    scored = sorted(((difflib.SequenceMatcher(None, name, other).ratio(), other) for other in names), reverse=True)
+    if not scored or scored[0][0] < 0.8:
+        return []
+    return [other for ratio, other in scored[:3] if ratio >= max(0.8, scored[0][0] - 0.05)]
+
+
 def _mapped_column_problem(schema: Schema, table: str, concept: Concept, column: str) -> Optional[str]:
     table_columns = schema.tables[table]["columns"]
     if column not in table_columns:
-        close = difflib.get_close_matches(column, list(table_columns), n=3, cutoff=0.8)
+        close = _closest(column, list(table_columns))
         hint = f" Did you mean {' or '.join(close)}?" if close else ""
         return f"table {table} has no such column.{hint} `gong-logs fields` lists every column of every table."
     data_type = table_columns[column].get("data_type")
@@ -272,15 +168,19 @@ class MissingColumn:
     problem: str
     kind: str
     """absent (no candidate there), ambiguous, wrong_type, or mapping (the mapped column is unusable)."""
+    mappable: bool = True
+    """False for columns of child tables, which only their candidates find."""
 
     @property
-    def setting(self) -> str:
-        return setting_for(self.table, self.concept)
+    def setting(self) -> Optional[str]:
+        return setting_for(self.table, self.concept) if self.mappable else None
 
     def describe(self) -> str:
+        if self.setting is None:
+            return f"{self.problem} (a child table's column: `gong-logs fields` shows what is loaded)"
         return f"{self.problem}; map it with {self.setting}"
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, Optional[str]]:
         return {
             "table": self.table,
             "concept": self.concept,
@@ -290,17 +190,41 @@ class MissingColumn:
         }
 
 
+@dataclass(frozen=True)
+class ResolvedColumn:
+    """Where a view column's values come from: a candidate in one table, and for each column it reads,
+    that column and its variant columns (dlt's `__v_<type>` columns for values of another type)."""
+
+    table: str
+    alias: str
+    """The table's alias in the view's SQL (`r` or a child table's)."""
+    candidate: Candidate
+    columns: dict[str, tuple[str, ...]]
+
+    def describe(self, root_table: str) -> str:
+        """The candidate as the summary shows it (a plain column name where that is all it is)."""
+        text = describe_candidate(self.candidate)
+        return text if self.table == root_table else f"{self.table}.{text}"
+
+
 @dataclass
 class TablePart:
-    """One table's contribution to a view: the source column of each view column (None: NULL)."""
+    """One table's contribution to a view: the source of each view column (None: NULL)."""
 
     table: str
     label: str
-    sources: dict[str, Optional[str]] = field(default_factory=dict)
+    resolved: dict[str, Optional[ResolvedColumn]] = field(default_factory=dict)
+    children: dict[str, str] = field(default_factory=dict)
+    """Alias -> loaded child table, for the child tables the view joins that exist."""
     missing: list[MissingColumn] = field(default_factory=list)
     """Required concepts that did not resolve: the table is left out of the view."""
     nulls: list[MissingColumn] = field(default_factory=list)
     """Optional concepts that did not resolve: NULL in the view."""
+
+    @property
+    def sources(self) -> dict[str, Optional[str]]:
+        """View column -> what it reads, as the summary shows it."""
+        return {alias: found.describe(self.table) if found else None for alias, found in self.resolved.items()}
 
 
 @dataclass
@@ -372,34 +296,99 @@ class ViewOutcome:
         }
 
 
+def _variants(schema: Schema, table: str, column: str, concept: Concept) -> tuple[str, ...]:
+    """`column` and its variant columns whose type the concept can use, in the table's column order."""
+    columns = schema.tables[table]["columns"]
+    variant_names = {schema.naming.shorten_fragments(column, f"v_{data_type}") for data_type in concept.data_types}
+    variants = [
+        name
+        for name, hints in columns.items()
+        if name in variant_names and hints.get("variant") and hints.get("data_type") in concept.data_types
+    ]
+    return (column, *variants)
+
+
 def resolve_concept(
-    schema: Schema, table: str, concept: Concept, mapped: Optional[str]
-) -> tuple[Optional[str], Optional[MissingColumn]]:
-    """The column of `table` that holds `concept`, or None and why: the mapped column, else the one
-    candidate present with a usable type. Two candidates present is ambiguous: no guess."""
+    schema: Schema, table: str, concept: Concept, mapped: Optional[str], alias: str = ROOT_ALIAS
+) -> tuple[Optional[ResolvedColumn], Optional[MissingColumn]]:
+    """Where `table` holds `concept`, or None and why: the mapped column, else the one candidate whose
+    columns are all present with a usable type. Two usable candidates is ambiguous: no guess."""
     name = concept.name
+    mappable = alias == ROOT_ALIAS
     if mapped:
         problem = _mapped_column_problem(schema, table, concept, mapped)
         if problem:
             return None, MissingColumn(
                 table, name, f"the mapping of {table}.{name} to {mapped!r}: {problem}", "mapping"
             )
-        return mapped, None
+        return ResolvedColumn(table, alias, mapped, {mapped: _variants(schema, table, mapped, concept)}), None
     columns = schema.tables[table]["columns"]
-    present = [column for column in concept.candidates if column in columns]
-    usable = [column for column in present if columns[column].get("data_type") in concept.data_types]
+    present = [c for c in concept.candidates if all(column in columns for column in candidate_columns(c))]
+    usable = [
+        c
+        for c in present
+        if all(columns[column].get("data_type") in concept.data_types for column in candidate_columns(c))
+    ]
     if len(usable) == 1:
-        return usable[0], None
+        (found,) = usable
+        variants = {column: _variants(schema, table, column, concept) for column in candidate_columns(found)}
+        return ResolvedColumn(table, alias, found, variants), None
     if len(usable) > 1:
-        return None, MissingColumn(
-            table, name, f"{name} is ambiguous in {table}: {' and '.join(usable)} both exist", "ambiguous"
-        )
+        both = " and ".join(describe_candidate(c) for c in usable)
+        problem = f"{name} is ambiguous in {table}: {both} both exist"
+        return None, MissingColumn(table, name, problem, "ambiguous", mappable)
     if present:
-        kinds = ", ".join(f"{column} holds {columns[column].get('data_type')}" for column in present)
+        kinds = ", ".join(
+            f"{column} holds {columns[column].get('data_type')}" for c in present for column in candidate_columns(c)
+        )
         needs = " or ".join(sorted(concept.data_types))
-        return None, MissingColumn(table, name, f"{table} has no usable {name} ({kinds}; needs {needs})", "wrong_type")
-    tried = ", ".join(concept.candidates)
-    return None, MissingColumn(table, name, f"{table} has no {name} column (none of {tried})", "absent")
+        return None, MissingColumn(
+            table, name, f"{table} has no usable {name} ({kinds}; needs {needs})", "wrong_type", mappable
+        )
+    tried = ", ".join(describe_candidate(c) for c in concept.candidates)
+    return None, MissingColumn(table, name, f"{table} has no {name} column (none of {tried})", "absent", mappable)
+
+
+def child_table_names(schema: Schema, table: str, view: AuditView) -> dict[str, Optional[str]]:
+    """Alias -> the loaded child table behind it (None: not loaded), named as dlt's normalizer names it
+    (shortened where the destination limits the length of names, e.g. PostgreSQL's 63 characters)."""
+    names: dict[str, Optional[str]] = {}
+    for child in view.children:
+        name = schema.naming.shorten_fragments(table, *child.path)
+        parent_loaded = child.parent == ROOT_ALIAS or names.get(child.parent) is not None
+        names[child.alias] = name if parent_loaded and schema.tables.get(name, {}).get("columns") else None
+    return names
+
+
+def _resolve_part(view: AuditView, schema: Schema, table: str, label: str, mapped: dict[str, str]) -> TablePart:
+    part = TablePart(table, label)
+    children = child_table_names(schema, table, view)
+    part.children = {alias: name for alias, name in children.items() if name}
+    required_children = {child.alias for child in view.children if child.required}
+    for alias in required_children - set(part.children):
+        child = next(c for c in view.children if c.alias == alias)
+        path = schema.naming.shorten_fragments(table, *child.path)
+        part.missing.append(MissingColumn(table, alias, f"{table} has no child table {path}", "absent", False))
+    for column in view.columns:
+        source_table = table if column.table == ROOT_ALIAS else children.get(column.table)
+        found: Optional[ResolvedColumn] = None
+        missing: Optional[MissingColumn] = None
+        if source_table is None:
+            if column.table not in required_children:  # a missing required child is reported once, above
+                child_path = next(c.path for c in view.children if c.alias == column.table)
+                name = schema.naming.shorten_fragments(table, *child_path)
+                missing = MissingColumn(
+                    table, column.concept.name, f"{table} has no child table {name}", "absent", False
+                )
+        else:
+            found, missing = resolve_concept(
+                schema, source_table, column.concept, mapped.get(column.concept.name), column.table
+            )
+        part.resolved[column.alias] = found
+        expected = not column.only_from or table in column.only_from
+        if missing and (column.required or (expected and (column.note_if_absent or missing.kind != "absent"))):
+            (part.missing if column.required else part.nulls).append(missing)
+    return part
 
 
 def plan_audit_views(schema: Schema, mapping: Optional[ViewColumns] = None) -> list[ViewOutcome]:
@@ -414,14 +403,7 @@ def plan_audit_views(schema: Schema, mapping: Optional[ViewColumns] = None) -> l
             if table not in schema.tables or not schema.tables[table].get("columns"):
                 not_loaded.append(table)
                 continue
-            part = TablePart(table, label)
-            for column in view.columns:
-                source, missing = resolve_concept(
-                    schema, table, column.concept, mapping.get(table, {}).get(column.concept.name)
-                )
-                part.sources[column.alias] = source
-                if missing:
-                    (part.missing if column.required else part.nulls).append(missing)
+            part = _resolve_part(view, schema, table, label, mapping.get(table, {}))
             (left_out if part.missing else parts).append(part)
         outcomes.append(ViewOutcome(view, parts, left_out, not_loaded))
     return outcomes
@@ -432,37 +414,126 @@ def column_uses(outcomes: list[ViewOutcome]) -> dict[tuple[str, str], list[str]]
     uses: dict[tuple[str, str], list[str]] = {}
     for outcome in outcomes:
         for part in outcome.parts:
-            for alias, source in part.sources.items():
-                if source:
-                    uses.setdefault((part.table, source), []).append(f"{outcome.name}.{alias}")
+            for alias, found in part.resolved.items():
+                if found is None or found.candidate == "_entry_key":
+                    continue
+                for columns in found.columns.values():
+                    for column in columns:
+                        uses.setdefault((found.table, column), []).append(f"{outcome.name}.{alias}")
     return uses
 
 
-def view_sql(
-    outcome: ViewOutcome,
-    qualify: Callable[[str], str],
-    escape: Callable[[str], str],
-    type_name: Callable[[str], str],
-) -> str:
+# -- SQL ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SqlDialect:
+    """How to write a view's SQL for one destination: names, types, and the two functions SQL dialects
+    spell differently (dlt's capabilities name the dialect as sqlglot does)."""
+
+    qualify: Callable[[str], str]
+    escape: Callable[[str], str]
+    type_name: Callable[[str], str]
+    name: str = "duckdb"
+
+    def first_hop(self, expression: str) -> str:
+        """The first entry of a comma-separated chain, trimmed."""
+        if self.name == "bigquery":
+            return f"TRIM(SPLIT({expression}, ',')[SAFE_OFFSET(0)])"
+        if self.name == "clickhouse":
+            return f"trimBoth(splitByChar(',', {expression})[1])"
+        return f"TRIM(SPLIT_PART({expression}, ',', 1))"
+
+    def joined(self, expression: str, order_by: str) -> str:
+        """The values of a group joined with ', ', in `order_by` order."""
+        if self.name == "tsql":
+            return f"STRING_AGG({expression}, ', ') WITHIN GROUP (ORDER BY {order_by})"
+        if self.name in {"snowflake", "redshift", "databricks", "athena", "trino", "presto", "oracle"}:
+            return f"LISTAGG({expression}, ', ') WITHIN GROUP (ORDER BY {order_by})"
+        if self.name == "clickhouse":
+            return f"arrayStringConcat(arrayMap(x -> x.2, arraySort(groupArray(({order_by}, {expression})))), ', ')"
+        return f"STRING_AGG({expression}, ', ' ORDER BY {order_by})"
+
+
+def _value_sql(found: ResolvedColumn, concept: Concept, sql: SqlDialect, qualified: bool = True) -> str:
+    """The SQL of a resolved column: each column read with its variants (COALESCE), cast to the view's type."""
+    cast_to = concept.view_type or ""
+    if isinstance(found.candidate, Pair):
+        cast_to = "text"
+    elif isinstance(found.candidate, Difference):
+        cast_to = cast_to or "double"
+
+    def read(column: str) -> str:
+        names = found.columns[column]
+        terms = [f"{found.alias}.{sql.escape(name)}" if qualified else sql.escape(name) for name in names]
+        if cast_to:
+            terms = [f"CAST({term} AS {sql.type_name(cast_to)})" for term in terms]
+        return terms[0] if len(terms) == 1 else f"COALESCE({', '.join(terms)})"
+
+    candidate = found.candidate
+    if isinstance(candidate, Difference):
+        return f"{read(candidate.minuend)} - {read(candidate.subtrahend)}"
+    if isinstance(candidate, Pair):
+        return f"{read(candidate.first)} || '=' || COALESCE({read(candidate.second)}, '')"
+    expression = read(candidate)
+    return sql.first_hop(expression) if concept.first_hop else expression
+
+
+def _from_sql(view: AuditView, part: TablePart, sql: SqlDialect) -> str:
+    """`FROM table AS r` and the joins of the view's child tables that are loaded."""
+    clauses = [f"FROM {sql.qualify(part.table)} AS {ROOT_ALIAS}"]
+    columns_of = {column.alias: column for column in view.columns}
+    for child in view.children:
+        name = part.children.get(child.alias)
+        if name is None:
+            continue
+        on = f"{child.alias}.{sql.escape(PARENT_ID)} = {child.parent}.{sql.escape(ROW_ID)}"
+        if child.aggregate:  # one row per parent: each column's values joined in list order
+            values = [
+                f"{sql.joined(_value_sql(found, columns_of[alias].concept, sql, False), sql.escape(LIST_INDEX))}"
+                f" AS {sql.escape(alias)}"
+                for alias, found in part.resolved.items()
+                if found is not None and found.alias == child.alias
+            ]
+            if not values:
+                continue
+            grouped = (
+                f"SELECT {sql.escape(PARENT_ID)}, {', '.join(values)} FROM {sql.qualify(name)} "
+                f"GROUP BY {sql.escape(PARENT_ID)}"
+            )
+            clauses.append(f"LEFT JOIN ({grouped}) AS {child.alias} ON {on}")
+        else:
+            clauses.append(f"{'JOIN' if child.required else 'LEFT JOIN'} {sql.qualify(name)} AS {child.alias} ON {on}")
+    return " ".join(clauses)
+
+
+def view_sql(outcome: ViewOutcome, sql: SqlDialect) -> str:
     """The SELECT of a buildable view, with explicit columns (new fields from Gong never break it), each
-    cast to its concept's type (`type_name`: a dlt type in the destination's SQL)."""
+    cast to its concept's type in the destination's own type names."""
     view = outcome.view
-    concepts = {column.alias: column.concept for column in view.columns}
+    columns_of = {column.alias: column for column in view.columns}
     selects = []
     for part in outcome.parts:
         columns = []
-        for alias, source in part.sources.items():
-            expression = escape(source) if source else "NULL"
-            view_type = concepts[alias].view_type
-            if view_type:
-                expression = f"CAST({expression} AS {type_name(view_type)})"
+        for alias, found in part.resolved.items():
+            concept = columns_of[alias].concept
+            if found is None:
+                expression = f"CAST(NULL AS {sql.type_name(concept.view_type)})" if concept.view_type else "NULL"
+            elif columns_of[alias].table != ROOT_ALIAS and any(
+                child.aggregate and child.alias == found.alias for child in view.children
+            ):
+                expression = f"{found.alias}.{sql.escape(alias)}"
+            else:
+                expression = _value_sql(found, concept, sql)
             columns.append(f"{expression} AS {alias}")
         if view.label_alias:
             columns.append(f"'{part.label}' AS {view.label_alias}")
         where = ""
         if view.where_not_null:  # a required column, so it resolved in every part
-            where = f" WHERE {escape(str(part.sources[view.where_not_null]))} IS NOT NULL"
-        selects.append(f"SELECT {', '.join(columns)} FROM {qualify(part.table)}{where}")
+            found = part.resolved[view.where_not_null]
+            assert found is not None
+            where = f" WHERE {_value_sql(found, columns_of[view.where_not_null].concept, sql)} IS NOT NULL"
+        selects.append(f"SELECT {', '.join(columns)} {_from_sql(view, part, sql)}{where}")
     return view.wrap(" UNION ALL ".join(selects))
 
 
@@ -476,6 +547,12 @@ def create_audit_views(pipeline: Pipeline, mapping: Optional[ViewColumns] = None
         def type_name(data_type: str) -> str:
             return type_mapper.to_destination_type({"name": "view_column", "data_type": data_type}, {"name": "view"})  # type: ignore[typeddict-item]
 
+        dialect = SqlDialect(
+            client.make_qualified_table_name,
+            client.escape_column_name,
+            type_name,
+            str(client.capabilities.sqlglot_dialect or "duckdb"),
+        )
         for outcome in outcomes:
             name = client.make_qualified_table_name(outcome.name)
             try:
@@ -483,7 +560,7 @@ def create_audit_views(pipeline: Pipeline, mapping: Optional[ViewColumns] = None
                     logger.info("view %s skipped: %s", outcome.name, outcome.reason())
                     client.execute_sql(f"DROP VIEW IF EXISTS {name}")
                     continue
-                body = view_sql(outcome, client.make_qualified_table_name, client.escape_column_name, type_name)
+                body = view_sql(outcome, dialect)
                 try:
                     client.execute_sql(f"CREATE OR REPLACE VIEW {name} AS {body}")
                 except Exception:  # PostgreSQL cannot replace a view whose columns changed: drop it first
