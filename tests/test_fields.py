@@ -155,3 +155,38 @@ def test_under_drop_person_fields_and_addresses_are_withheld() -> None:
         '{"from": "[ip]", "to": "[email]"}'
     )
     assert redactor.example("user_email_address", "a" * 64).startswith("a" * 40)  # a token, not a person's data
+
+
+def test_on_real_shapes_the_report_shows_what_each_view_reads_and_withholds_people_under_hash(
+    workspace: Workspace,
+) -> None:
+    assert workspace.run("--start-date", START_DATE).returncode == 0
+
+    report, _ = fields(workspace)
+
+    assert all(view["status"] == "buildable" for view in report["views"])
+    access = columns_of(report, "access_log")
+    assert access["log_record__request_headers__x_forwarded_for"]["used_by"] == ["v_access_by_ip.ip"]
+    assert access["log_record__status"]["used_by"] == ["v_access_by_ip.status"]
+    plays = columns_of(report, "user_call_play")
+    # played seconds read end_time - start_time, start_time with its variant column (0 is an int, the rest floats)
+    for column in ("log_record__end_time", "log_record__start_time", "log_record__start_time__v_double"):
+        assert plays[column]["used_by"] == ["v_call_plays.played_seconds"], column
+    changes = columns_of(report, "user_activity_log__log_record__table_changes__row_changes__column_changes")
+    assert changes["old_value"]["used_by"] == ["v_user_activity_changes.old_value"]
+    shared = columns_of(report, "externally_shared_call_access")
+    viewer = shared["user_email_address"]["used_by"]
+    assert viewer == ["v_external_call_views.viewer_email", "v_daily_activity.user_email_address"]
+
+    hashed, text = fields(workspace, env={"SOURCES__GONG__PII": "hash"})
+
+    access = columns_of(hashed, "access_log")
+    for column in ("log_record__request_headers__x_forwarded_for", "log_record__request_headers__user_agent"):
+        assert access[column]["example"] == "[withheld: pii = hash]", column
+    assert columns_of(hashed, "externally_shared_call_access")["log_record__page_viewer_ip"]["example"] == (
+        "[withheld: pii = hash]"
+    )
+    assert columns_of(hashed, "user_activity_log")["log_record__http_request__client_ip"]["example"] == (
+        "[withheld: pii = hash]"
+    )
+    assert "@acme-corp" not in text and "%40" not in text and "203.0.113." not in text and "2001:db8" not in text

@@ -7,11 +7,11 @@ import json
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
-from gong_source.pii import PiiPolicy, find_addresses, is_record_pii
+from gong_source.pii import PiiPolicy, find_addresses, hop_address, is_record_pii
 from gong_source.sandbox import Fault, GongSandbox, SandboxClock, SyntheticLogs
 from gong_source.sandbox.data import LOOKALIKES
 from gong_source.settings import LOG_TYPES
@@ -95,23 +95,90 @@ def test_no_secret_in_output_logs_state_or_destination(tmp_path: Path) -> None:
     assert files_containing(tmp_path, needles) == []
 
 
+SERVED_EMAIL = re.compile(r"[A-Za-z0-9.+-]+(?:@|%40)[A-Za-z0-9.-]+\.example")
+
+
+def sensitive_values(sandbox: GongSandbox) -> dict[str, set[str]]:
+    """What must not survive `hash` or `drop`, read from the served JSON by the test's own rules: every hop of
+    `x-forwarded-for`, viewer and client IPs, user agents, names, and every e-mail address anywhere (in a URL
+    with `%40` too), by the fields Gong puts them in."""
+    found: dict[str, set[str]] = {
+        "hop": set(), "proxy": set(), "page_viewer_ip": set(), "clientIp": set(), "user-agent": set(), "name": set()
+    }
+    for log_type in LOG_TYPES:
+        for entry in sandbox.truth(log_type.name, EPOCH):
+            record = entry["logRecord"]
+            headers = record.get("request_headers", {})
+            if "x-forwarded-for" in headers:
+                client, *proxies = [hop.strip() for hop in headers["x-forwarded-for"].split(",")]
+                found["hop"].add(client)
+                found["proxy"].update(proxies)
+                found["user-agent"].add(headers["user-agent"])
+            if "page_viewer_ip" in record:
+                found["page_viewer_ip"].add(record["page_viewer_ip"])
+            if "httpRequest" in record:
+                found["clientIp"].add(record["httpRequest"]["clientIp"])
+            found["name"].update(entry[key] for key in entry if key.endswith("FullName"))
+            for place, text in (
+                ("requested_url", record.get("requested_url")),
+                ("referer", headers.get("referer")),
+                ("message", record.get("message")),
+                ("body", record.get("httpRequest", {}).get("body")),
+                ("value", json.dumps(record.get("tableChanges", []))),
+                ("top level", json.dumps({k: v for k, v in entry.items() if k != "logRecord"})),
+            ):
+                found.setdefault(f"e-mail in {place}", set()).update(SERVED_EMAIL.findall(text or ""))
+    return found
+
+
 @pytest.mark.parametrize("mode", ["hash", "drop"])
-def test_pii_hash_or_drop_leaves_no_raw_email_name_or_ip(workspace: Workspace, sandbox: GongSandbox, mode: str) -> None:
+def test_pii_hash_or_drop_leaves_no_hop_ip_agent_name_or_email_anywhere(
+    workspace: Workspace, sandbox: GongSandbox, mode: str
+) -> None:
     workspace.env.update({"SOURCES__GONG__PII": mode, "SOURCES__GONG__PII_SALT": SALT})
 
     result = workspace.run("--start-date", START_DATE)
 
     assert result.returncode == 0, result.output
-    raw = person_values(sandbox)
-    assert any("@acme-corp.example" in value for value in raw) and any(v.startswith("203.0.113.") for v in raw)
-    assert not raw & all_text_values(workspace)
-    # Independent of the code's own field list: no email or IP of any shape in any file the run wrote
-    # (the DuckDB file, and dlt's state, trace and load packages).
-    pattern = re.compile(rb"[a-z]+\.[a-z]+@acme-corp\.example|203\.0\.113\.\d+|[A-Z][a-z]+ (?:Lovelace|Turing|Hopper)")
-    hits = [str(path) for path in workspace.root.rglob("*") if path.is_file() and pattern.search(path.read_bytes())]
+    sensitive = sensitive_values(sandbox)
+    assert all(sensitive.values()), {kind: len(values) for kind, values in sensitive.items()}
+    assert any(":" in hop for hop in sensitive["hop"]) and any("%40" in e for e in sensitive["e-mail in requested_url"])
+    needles = {value.lower() for values in sensitive.values() for value in values}
+    loaded = "\n".join(all_text_values(workspace)).lower()
+    assert sorted(needle for needle in needles if needle in loaded) == []
+    # Every file the run wrote: the DuckDB file, dlt's state, trace and load packages.
+    hits = []
+    for path in workspace.root.rglob("*"):
+        if path.is_file():
+            content = path.read_bytes().lower()
+            hits += [f"{path.name}: {needle}" for needle in needles if needle.encode() in content]
     assert hits == []
+    # A product version in free text is not an address: it stays, the client's IP beside it does not.
+    messages = [m for (m,) in workspace.query("SELECT log_record__message FROM gong_logs.access_log")]
+    versions = [m for m in messages if m.startswith("Unsupported browser Chrome/122.0.0.0 from ")]
+    assert versions and all(re.fullmatch(r"[0-9a-f]{64}|\[ip\]", m.rsplit(" ", 1)[1]) for m in versions)
     for log_type in LOG_TYPES:
         assert workspace.event_times(log_type.table_name) == truth_event_times(sandbox, log_type.name)
+
+
+def test_hash_gives_a_client_one_token_in_every_hop_viewer_ip_and_client_ip_so_tables_join(
+    workspace: Workspace, sandbox: GongSandbox
+) -> None:
+    workspace.env.update({"SOURCES__GONG__PII": "hash", "SOURCES__GONG__PII_SALT": SALT})
+
+    assert workspace.run("--start-date", START_DATE).returncode == 0
+
+    sensitive = sensitive_values(sandbox)
+    both = sensitive["hop"] & sensitive["page_viewer_ip"]
+    assert both, "the sandbox must serve a client seen in AccessLog and as a shared call's viewer"
+    access = {ip for (ip,) in workspace.query("SELECT DISTINCT ip FROM gong_logs.v_access_by_ip")}
+    viewers = {ip for (ip,) in workspace.query("SELECT DISTINCT viewer_ip FROM gong_logs.v_external_call_views")}
+    clients = {
+        ip for (ip,) in workspace.query("SELECT log_record__http_request__client_ip FROM gong_logs.user_activity_log")
+    }
+    assert len(access) == len(sensitive["hop"]) and all(re.fullmatch(r"[0-9a-f]{64}", ip) for ip in access)
+    assert len(access & viewers) == len(both)  # the client hop, not the chain nor a proxy, joins the viewer IP
+    assert len(access & clients) == len(sensitive["hop"] & sensitive["clientIp"]) > 0
 
 
 def test_pii_hash_maps_a_person_to_the_same_token_across_tables_and_runs(
@@ -188,10 +255,15 @@ def test_no_raw_address_anywhere_even_inside_free_text(adversarial: Workspace, m
         value for (value,) in adversarial.query("SELECT DISTINCT log_record__lookalikes FROM gong_logs.access_log")
     }
     assert lookalikes == set(LOOKALIKES)
-    headers = [v for (v,) in adversarial.query("SELECT value FROM gong_logs.access_log__log_record__request_headers")]
-    assert any(value.startswith("https://app.gong.example/share?email=") for value in headers)
+    referer_sql = "SELECT log_record__request_headers__referer FROM gong_logs.access_log"
+    referers = [value for (value,) in adversarial.query(referer_sql)]
+    assert any(str(value).startswith("https://app.gong.example/share?email=") for value in referers)
+    messages = [v for (v,) in adversarial.query("SELECT log_record__message FROM gong_logs.access_log")]
     if mode == "drop":
-        assert any(value == "[ip], [ip]" for value in headers) and any("[email]" in value for value in headers)
+        assert any('"hop": "[ip]:8080"' in value and "[email]" in value for value in messages)
+        assert "log_record__request_headers__x_forwarded_for" not in {
+            name for (name,) in adversarial.query("SELECT column_name FROM information_schema.columns")
+        }
     for log_type in LOG_TYPES:
         assert adversarial.event_times(log_type.table_name) == truth_event_times(adversarial.sandbox, log_type.name)
 
@@ -206,14 +278,14 @@ def test_hash_gives_a_person_the_same_token_by_key_and_inside_free_text(adversar
     in_text = {
         token
         for (token,) in adversarial.query(
-            # oldValue is an int, a string or a bool: dlt keeps the strings in a variant column.
-            "SELECT DISTINCT old_value__v_text FROM gong_logs.user_activity_log__log_record__table_changes__row_changes"
-            "__column_changes WHERE column_name = 'notify'"
+            "SELECT DISTINCT old_value FROM gong_logs.user_activity_log__log_record__table_changes__row_changes"
+            "__column_changes WHERE column_name = 'notify_email'"
         )
     }
     assert len(by_key) == 12 and in_text <= by_key and len(in_text) >= 10
-    ip_by_key = {v for (v,) in adversarial.query("SELECT DISTINCT log_record__ip_address FROM gong_logs.access_log")}
-    assert all(len(token) == 64 for token in ip_by_key)
+    client_ips = "SELECT DISTINCT log_record__http_request__client_ip FROM gong_logs.user_activity_log"
+    ip_by_key = {v for (v,) in adversarial.query(client_ips)}
+    assert len(ip_by_key) > 10 and all(len(token) == 64 for token in ip_by_key)
 
 
 @pytest.mark.parametrize(
@@ -237,6 +309,17 @@ def test_hash_gives_a_person_the_same_token_by_key_and_inside_free_text(adversar
             ["Bob.Smith@Sub.Example.co.uk", "alice@example.com"],
         ),
         ("a::b dead::beef :: std::vector", []),
+        ("Mozilla/5.0 (X11) AppleWebKit/537.36 Chrome/122.0.0.0 Safari/537.36", []),
+        ("Mozilla/5.0 (Windows NT 10.0) Chrome/122.0.0.0 Safari/537.36 Edg/122.0.0.0", []),
+        ("Gong/1.2.3.4 X-Client_v2.b/10.0.0.1 (KHTML, like Gecko)", []),
+        ("Edg/122.0.0.0 from 10.1.2.3", ["10.1.2.3"]),
+        ("GET /ips/10.1.2.3", ["10.1.2.3"]),
+        ("http://10.0.0.1/x", ["10.0.0.1"]),
+        (
+            "/Users/10.1.2.3 https://Gong.example/10.0.0.2 /10.0.0.3 x-Gong/10.0.0.4",
+            ["10.1.2.3", "10.0.0.2", "10.0.0.3", "10.0.0.4"],
+        ),
+        ("agent=Chrome/1.2.3.4:8080 and Chrome/1.2.3.4.5", []),
     ],
 )
 def test_what_the_address_pattern_matches(text: str, addresses: list[str]) -> None:
@@ -252,3 +335,107 @@ def test_hash_tokens_are_one_per_address_however_it_is_written() -> None:
     policy.apply(entry)
     email_token, ip_token = entry["userEmailAddress"], entry["logRecord"]["ipAddress"]
     assert entry["logRecord"]["note"] == f"{email_token} via [{ip_token}]:443"
+
+
+SHARED_ACCESS = {
+    "logRecord": {
+        "request_headers": {
+            "x-forwarded-for": "203.0.113.7, 10.0.4.2",
+            "user-agent": "Mozilla/5.0 (X11) AppleWebKit/537.36 Chrome/122.0.0.0 Safari/537.36",
+            "referer": "https://app.gong.example/call?id=7",
+        },
+        "page_viewer_ip": "203.0.113.7",
+        "httpRequest": {"clientIp": "203.0.113.7", "verb": "GET"},
+        "message": "denied 203.0.113.7",
+    }
+}
+"""An entry in Gong's real shapes: AccessLog headers, UserActivityLog `httpRequest`, a shared call's viewer IP."""
+
+
+def shared_access() -> dict[str, Any]:
+    return json.loads(json.dumps(SHARED_ACCESS))
+
+
+def test_hash_token_of_the_client_is_the_same_in_every_hop_key_and_text() -> None:
+    entry = shared_access()
+    PiiPolicy("hash", SALT).apply(entry)
+
+    record = entry["logRecord"]
+    hops = record["request_headers"]["x-forwarded-for"].split(", ")
+    assert len(hops) == 2 and all(re.fullmatch(r"[0-9a-f]{64}", hop) for hop in hops)
+    client, proxy = hops
+    assert client != proxy
+    assert record["page_viewer_ip"] == record["httpRequest"]["clientIp"] == client
+    assert record["message"] == f"denied {client}"
+    assert re.fullmatch(r"[0-9a-f]{64}", record["request_headers"]["user-agent"])
+    assert record["request_headers"]["referer"] == "https://app.gong.example/call?id=7"
+    assert record["httpRequest"]["verb"] == "GET"
+
+
+def test_hash_token_of_a_hop_ignores_case_port_brackets_and_spacing() -> None:
+    policy = PiiPolicy("hash", SALT)
+    entry = {
+        "logRecord": {
+            "X_Forwarded_For": " 2001:DB8::5 ,[2001:db8:0::6]:443,10.0.4.2:8080,unknown,",
+            "ipAddress": "2001:db8::5",
+            "pageViewerIp": "2001:db8::6",
+            "note": "from 10.0.4.2 via 2001:0db8::5",
+        }
+    }
+    policy.apply(entry)
+
+    record = entry["logRecord"]
+    v6, bracketed, v4, unknown, empty = record["X_Forwarded_For"].split(", ")
+    assert v6 == record["ipAddress"] and bracketed == record["pageViewerIp"]
+    assert record["note"] == f"from {v4} via {v6}"
+    assert re.fullmatch(r"[0-9a-f]{64}", unknown) and unknown not in (v6, bracketed, v4)
+    assert empty == ""
+
+
+def test_drop_deletes_the_key_rule_fields_and_marks_addresses_in_text() -> None:
+    entry = shared_access()
+    PiiPolicy("drop", None).apply(entry)
+
+    assert entry == {
+        "logRecord": {
+            "request_headers": {"referer": "https://app.gong.example/call?id=7"},
+            "httpRequest": {"verb": "GET"},
+            "message": "denied [ip]",
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        *("x-forwarded-for", "X-Forwarded-For", "X_Forwarded_For", "xforwardedfor"),
+        *("page_viewer_ip", "pageViewerIp", "pageviewerip", "clientIp", "client_ip", "ipAddress", "ip"),
+        *("user-agent", "userAgent", "user_agent", "viewerEmailAddress", "viewer_email_address", "userFullName"),
+    ],
+)
+def test_key_rule_covers_names_however_written(key: str) -> None:
+    assert is_record_pii(key)
+
+
+@pytest.mark.parametrize(
+    "key", ["referer", "requested_url", "message", "call_id", "userId", "verb", "endpointUri", "zip", "x-request-id"]
+)
+def test_key_rule_leaves_other_names(key: str) -> None:
+    assert not is_record_pii(key)
+
+
+@pytest.mark.parametrize(
+    ("hop", "address"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        (" 10.0.4.2:8080 ", "10.0.4.2"),
+        ("[2001:db8::5]:443", "2001:db8::5"),
+        ("[2001:db8::5]", "2001:db8::5"),
+        ("2001:db8::5", "2001:db8::5"),
+        ("unknown", "unknown"),
+        ("host:80", "host:80"),
+        ("[2001:db8::5]:x", "[2001:db8::5]:x"),
+    ],
+)
+def test_hop_address(hop: str, address: str) -> None:
+    assert hop_address(hop) == address
