@@ -234,10 +234,8 @@ def run_demo(args: argparse.Namespace, session: ReadSession) -> int:
                 pipeline = pipeline.drop()  # the demo database was deleted: start over, not from stale state
             # The sandbox's names fit every view; a view_columns mapping of your tenant's would not.
             exit_code = load(pipeline, sources, session, view_columns={})
-    if exit_code == EXIT_OK and any(
-        view["view"] == "v_call_plays" and view["status"] == "created" for view in session.report.views
-    ):
-        print_demo_query(pipeline)
+    if exit_code == EXIT_OK:
+        print_demo_query(pipeline, {view["view"] for view in session.report.views if view["status"] == "created"})
     return exit_code
 
 
@@ -590,9 +588,11 @@ def print_summary(report: RunReport, row_counts: dict[str, int], loads: int) -> 
         print(f"  {name:<70} {count:>8}")
 
 
-def print_demo_query(pipeline: Pipeline) -> None:
-    """Show example audit questions answered in SQL on the demo database."""
+def print_demo_query(pipeline: Pipeline, created_views: set[str]) -> None:
+    """Show example audit questions answered in SQL on the demo database (on the views it created)."""
     for question, view, sql, row_format in DEMO_QUERIES:
+        if view not in created_views:
+            continue
         with pipeline.sql_client() as client:
             query = sql.format(table=client.make_qualified_table_name(view))
             rows = client.execute_sql(query) or []

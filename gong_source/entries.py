@@ -17,6 +17,9 @@ rows' `primaryKeyColumns[]`) take the type of the column Gong changed: a string,
 in one and the same field. dlt keeps the first type it sees and coerces later values into it where it can,
 which loses data (a number coerced into a boolean column becomes `true`), so these values are loaded as text:
 strings as they are, anything else as its JSON text (`true`, `5`, `2.5`, `{"a": 1}`); null stays null."""
+CHANGED_VALUE_COLUMNS = ("old_value", "new_value", "column_value")
+"""Their columns, declared text in the schema (dlt's preferred types): else a first value that looks like a
+timestamp would make a timestamp column, into which `"5"` is coerced as 1970-01-01 00:00:05."""
 
 
 def parse_event_time(value: Any) -> datetime:

@@ -64,7 +64,17 @@ IPV6_PATTERN: Final = re.compile(
     rf"(?<![A-Za-z0-9.])(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}(?:{_IPV4}|[0-9A-Fa-f]{{0,4}})(?![A-Za-z0-9]|\.[0-9])"
 )
 """What `find_addresses` matches; README "Personal data" lists the same in words."""
-_PRODUCT_TOKEN_CHARS: Final = frozenset(string.ascii_letters + string.digits + "-_.")
+PRODUCT_TOKENS: Final = frozenset(
+    {
+        *("Mozilla", "AppleWebKit", "Chrome", "Chromium", "CriOS", "Safari", "Version", "Mobile", "Gecko"),
+        *("Firefox", "FxiOS", "Edg", "EdgA", "EdgiOS", "Edge", "OPR", "Opera", "OPiOS", "SamsungBrowser"),
+        *("YaBrowser", "Vivaldi", "Brave", "Electron", "HeadlessChrome", "Trident", "MSIE", "UCBrowser"),
+        *("GongMobile", "Gong", "Zoom", "Teams", "Slack", "okhttp", "Dalvik", "CFNetwork", "Darwin"),
+    }
+)
+"""Products whose version, written `Product/1.2.3.4` in a user agent, is not an IP address. Only these:
+after any other word (`Client/203.0.113.9`, `LB/10.0.0.5`) four numbers are taken for an address."""
+_PRODUCT_TOKEN_CHARS: Final = frozenset(string.ascii_letters + string.digits)
 _KEY_SEPARATORS: Final = str.maketrans("", "", "-_")
 
 
@@ -94,15 +104,15 @@ def replace_addresses(text: str, replacement: Callable[[str, str], str]) -> str:
 
 
 def _is_product_version(text: str, start: int) -> bool:
-    """Whether the dotted quad at `start` is a product version: right after `Token/` (`Chrome/122.0.0.0`), Token
-    starting with an upper-case ASCII letter, made of ASCII letters, digits, `-`, `_`, `.`, and not after a `/`."""
+    """Whether the dotted quad at `start` is a product version: right after `Product/` for one of the
+    `PRODUCT_TOKENS` (`Chrome/122.0.0.0`), the product not itself after a `/` (a path or a URL's host)."""
     slash = start - 1
     if slash < 1 or text[slash] != "/":
         return False
     begin = slash
     while begin > 0 and text[begin - 1] in _PRODUCT_TOKEN_CHARS:
         begin -= 1
-    return begin < slash and "A" <= text[begin] <= "Z" and (begin == 0 or text[begin - 1] != "/")
+    return text[begin:slash] in PRODUCT_TOKENS and (begin == 0 or text[begin - 1] not in "/._-")
 
 
 def _ipv6_prefix(candidate: str) -> tuple[Optional[str], str]:

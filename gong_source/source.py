@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Optional, Sequence, Union
 
 import dlt
+from dlt.common.schema.typing import TSimpleRegex
 from dlt.common.typing import TSecretStrValue
 from dlt.extract.resource import DltResource
 
@@ -18,6 +19,7 @@ from gong_source.config import (
     resolve_log_types,
     resolve_time_range,
 )
+from gong_source.entries import CHANGED_VALUE_COLUMNS
 from gong_source.limits import RequestGovernor
 from gong_source.pii import PiiPolicy
 from gong_source.settings import (
@@ -90,6 +92,8 @@ def gong_source(
     """
     run = session or ReadSession()
     selected = resolve_log_types(log_types)
+    text_columns = {TSimpleRegex(column): "text" for column in CHANGED_VALUE_COLUMNS}
+    dlt.current.source_schema().update_preferred_types(text_columns)  # type: ignore[arg-type]
     if run.plan is None:
         run.plan = ReadPlan(
             api_url=normalize_base_url(base_url),

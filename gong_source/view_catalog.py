@@ -68,6 +68,9 @@ class Concept:
     view_type: Optional[str] = "text"
     """dlt type every source is cast to in the views, so that a union of tables (and a NULL placeholder)
     has one type on every destination; None: used as stored."""
+    loaded_as: Optional[str] = None
+    """The type the connector loads this column as; a column of another type was created by an earlier
+    version, and values may have been coerced into it (a run warns)."""
     internal: bool = False
     """Read by a view's SQL but not shown, nor mappable (the entry key that groups plays without a session)."""
     first_hop: bool = False
@@ -130,8 +133,8 @@ CHANGED_TABLE = Concept("table_name", ("table_name",))
 PRIMARY_KEY = Concept("primary_key", (Pair("column_name", "column_value"),))
 CHANGED_COLUMN = Concept("column_name", ("column_name",))
 OPERATION = Concept("operation", ("operation", "change_type"))
-OLD_VALUE = Concept("old_value", ("old_value",), SCALAR_TYPES)
-NEW_VALUE = Concept("new_value", ("new_value",), SCALAR_TYPES)
+OLD_VALUE = Concept("old_value", ("old_value",), SCALAR_TYPES, loaded_as="text")
+NEW_VALUE = Concept("new_value", ("new_value",), SCALAR_TYPES, loaded_as="text")
 
 
 @dataclass(frozen=True)

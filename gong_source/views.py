@@ -1,12 +1,12 @@
 """Ready SQL views for common audit questions, built from the columns a tenant really has.
 
-Gong does not document the field names inside `logRecord`, so every view column is a *concept*
-(`call_id`, `played_seconds`, ...) with a short list of candidate spellings, top-level and inside
-`logRecord`. Each concept is resolved per table against the loaded schema, and never across tables
-(a wrong column is worse than a missing view): the only column taken is the one candidate, or the
-column the user names in `[sources.gong.view_columns.<table>]`. A view is created when its required
-concepts resolve in at least one of its tables; optional ones are NULL when absent. Each outcome says
-what was missing and which setting maps it.
+`view_catalog.py` says what the views are: each view column is a *concept* (`call_id`, `ip`, ...) with a
+few candidate spellings. This module resolves them per table against the loaded dlt schema, and never
+across tables (a wrong column is worse than a missing view): the only column taken is the one usable
+candidate, or the column the user names in `[sources.gong.view_columns.<table>]`, read together with
+its dlt variant columns. A view is created when its required concepts resolve in at least one of its
+tables; optional ones are NULL when absent. Each outcome says what was missing and which setting maps
+it. Then it writes each view's SQL for the destination's dialect and creates it.
 """
 
 from __future__ import annotations
@@ -200,6 +200,8 @@ class ResolvedColumn:
     """The table's alias in the view's SQL (`r` or a child table's)."""
     candidate: Candidate
     columns: dict[str, tuple[str, ...]]
+    data_types: dict[str, Optional[str]] = field(default_factory=dict)
+    """The dlt type of each column read (its variants aside)."""
 
     def describe(self, root_table: str) -> str:
         """The candidate as the summary shows it (a plain column name where that is all it is)."""
@@ -308,6 +310,10 @@ def _variants(schema: Schema, table: str, column: str, concept: Concept) -> tupl
     return (column, *variants)
 
 
+def _types_of(schema: Schema, table: str, columns: Mapping[str, Any]) -> dict[str, Optional[str]]:
+    return {column: schema.tables[table]["columns"][column].get("data_type") for column in columns}
+
+
 def resolve_concept(
     schema: Schema, table: str, concept: Concept, mapped: Optional[str], alias: str = ROOT_ALIAS
 ) -> tuple[Optional[ResolvedColumn], Optional[MissingColumn]]:
@@ -321,7 +327,8 @@ def resolve_concept(
             return None, MissingColumn(
                 table, name, f"the mapping of {table}.{name} to {mapped!r}: {problem}", "mapping"
             )
-        return ResolvedColumn(table, alias, mapped, {mapped: _variants(schema, table, mapped, concept)}), None
+        variants = {mapped: _variants(schema, table, mapped, concept)}
+        return ResolvedColumn(table, alias, mapped, variants, _types_of(schema, table, variants)), None
     columns = schema.tables[table]["columns"]
     present = [c for c in concept.candidates if all(column in columns for column in candidate_columns(c))]
     usable = [
@@ -332,7 +339,7 @@ def resolve_concept(
     if len(usable) == 1:
         (found,) = usable
         variants = {column: _variants(schema, table, column, concept) for column in candidate_columns(found)}
-        return ResolvedColumn(table, alias, found, variants), None
+        return ResolvedColumn(table, alias, found, variants, _types_of(schema, table, variants)), None
     if len(usable) > 1:
         both = " and ".join(describe_candidate(c) for c in usable)
         problem = f"{name} is ambiguous in {table}: {both} both exist"
@@ -368,7 +375,8 @@ def _resolve_part(view: AuditView, schema: Schema, table: str, label: str, mappe
     for alias in required_children - set(part.children):
         child = next(c for c in view.children if c.alias == alias)
         path = schema.naming.shorten_fragments(table, *child.path)
-        part.missing.append(MissingColumn(table, alias, f"{table} has no child table {path}", "absent", False))
+        concept = next(column.concept.name for column in view.columns if column.table == alias)
+        part.missing.append(MissingColumn(table, concept, f"{table} has no child table {path}", "absent", False))
     for column in view.columns:
         source_table = table if column.table == ROOT_ALIAS else children.get(column.table)
         found: Optional[ResolvedColumn] = None
@@ -381,9 +389,8 @@ def _resolve_part(view: AuditView, schema: Schema, table: str, label: str, mappe
                     table, column.concept.name, f"{table} has no child table {name}", "absent", False
                 )
         else:
-            found, missing = resolve_concept(
-                schema, source_table, column.concept, mapped.get(column.concept.name), column.table
-            )
+            mapped_column = mapped.get(column.concept.name) if column.table == ROOT_ALIAS else None
+            found, missing = resolve_concept(schema, source_table, column.concept, mapped_column, column.table)
         part.resolved[column.alias] = found
         expected = not column.only_from or table in column.only_from
         if missing and (column.required or (expected and (column.note_if_absent or missing.kind != "absent"))):
@@ -442,6 +449,10 @@ class SqlDialect:
             return f"TRIM(SPLIT({expression}, ',')[SAFE_OFFSET(0)])"
         if self.name == "clickhouse":
             return f"trimBoth(splitByChar(',', {expression})[1])"
+        if self.name == "mysql":
+            return f"TRIM(SUBSTRING_INDEX({expression}, ',', 1))"
+        if self.name == "sqlite":
+            return f"TRIM(SUBSTR({expression}, 1, INSTR({expression} || ',', ',') - 1))"
         return f"TRIM(SPLIT_PART({expression}, ',', 1))"
 
     def joined(self, expression: str, order_by: str) -> str:
@@ -452,6 +463,10 @@ class SqlDialect:
             return f"LISTAGG({expression}, ', ') WITHIN GROUP (ORDER BY {order_by})"
         if self.name == "clickhouse":
             return f"arrayStringConcat(arrayMap(x -> x.2, arraySort(groupArray(({order_by}, {expression})))), ', ')"
+        if self.name == "mysql":
+            return f"GROUP_CONCAT({expression} ORDER BY {order_by} SEPARATOR ', ')"
+        if self.name == "sqlite":  # SQLite keeps no order in group_concat; the keys come in load order
+            return f"GROUP_CONCAT({expression}, ', ')"
         return f"STRING_AGG({expression}, ', ' ORDER BY {order_by})"
 
 
@@ -573,14 +588,31 @@ def create_audit_views(pipeline: Pipeline, mapping: Optional[ViewColumns] = None
 
 
 def view_warnings(outcomes: list[ViewOutcome]) -> list[str]:
-    """What needs a person: a view the destination refused, or a mapped column that cannot be used."""
+    """What needs a person: a view the destination refused, a mapped column that cannot be used, two
+    spellings of one concept (no guess is made), or a column an earlier version loaded with another type."""
     warnings = [f"view {outcome.summary()}" for outcome in outcomes if outcome.error]
+    mistyped: set[tuple[str, str]] = set()
     for outcome in outcomes:
         parts = outcome.left_out + outcome.parts
         warnings += [
             f"view {outcome.name}: {missing.describe()}"
             for part in parts
             for missing in part.missing + part.nulls
-            if missing.kind == "mapping"
+            if missing.kind in ("mapping", "ambiguous")
         ]
+        concepts = {column.alias: column.concept for column in outcome.view.columns}
+        for part in parts:
+            for alias, found in part.resolved.items():
+                loaded_as = concepts[alias].loaded_as
+                if found is None or loaded_as is None:
+                    continue
+                for column, data_type in found.data_types.items():
+                    if data_type != loaded_as and (found.table, column) not in mistyped:
+                        mistyped.add((found.table, column))
+                        warnings.append(
+                            f"{found.table}.{column} is {data_type}, made so by an earlier version of this "
+                            f"connector: values of another type may have been coerced into it (a number into "
+                            f"a boolean, a date into a timestamp). This version loads it as {loaded_as}: drop "
+                            f"that table, or reload the dataset, to have every value as Gong sent it."
+                        )
     return warnings

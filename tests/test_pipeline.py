@@ -109,6 +109,39 @@ def test_nested_lists_land_in_child_tables_linked_to_parents(workspace: Workspac
     assert workspace.query(f"SELECT count(*) FROM {base}__row_changes__primary_key_columns") == [(len(keys),)]
 
 
+def test_a_changed_value_that_looks_like_a_timestamp_does_not_make_the_column_a_timestamp(
+    workspace: Workspace, sandbox: GongSandbox
+) -> None:
+    changes = [
+        {"columnName": "expires", "operation": "UPDATE", "oldValue": "2026-01-01T00:00:00Z", "newValue": "5"},
+        {"columnName": "limit", "operation": "UPDATE", "oldValue": 5, "newValue": True},
+        {"columnName": "year", "operation": "UPDATE", "oldValue": "true", "newValue": "2025"},
+    ]
+    record = {"tableChanges": [{"tableName": "t", "rowChanges": [{"primaryKeyColumns": [], "columnChanges": changes}]}]}
+    page = {
+        "requestId": "typed",
+        "records": {"totalRecords": 1, "currentPageSize": 1, "currentPageNumber": 0},
+        "logEntries": [{"userId": "1", "eventTime": "2026-01-01T00:10:00Z", "logRecord": record}],
+    }
+    sandbox.add_fault(Fault(200, page, log_type="UserActivityLog", times=1))
+
+    one_hour = ["--start-date", START_DATE, "--end-date", "2026-01-01T01:00:00Z"]
+    run = workspace.run(*one_hour, "--log-types", "UserActivityLog")
+
+    assert run.returncode == 0, run.output
+    child = "user_activity_log__log_record__table_changes__row_changes__column_changes"
+    types = workspace.query(
+        f"SELECT column_name, data_type FROM information_schema.columns WHERE table_name = '{child}' "
+        "AND column_name IN ('old_value', 'new_value')"
+    )
+    assert dict(types) == {"old_value": "VARCHAR", "new_value": "VARCHAR"}
+    assert sorted(workspace.query(f"SELECT old_value, new_value FROM gong_logs.{child}")) == [
+        ("2026-01-01T00:00:00Z", "5"),
+        ("5", "true"),
+        ("true", "2025"),
+    ]
+
+
 def test_second_run_with_nothing_new_loads_nothing_and_sends_one_request_per_type(
     workspace: Workspace, sandbox: GongSandbox
 ) -> None:

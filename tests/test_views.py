@@ -16,7 +16,7 @@ from dlt.common.schema import Schema
 
 from gong_source.sandbox import GongSandbox
 from gong_source.settings import LOG_TYPES
-from gong_source.views import plan_audit_views, read_view_columns
+from gong_source.views import plan_audit_views, read_view_columns, view_warnings
 from tests.conftest import EPOCH, START_DATE, TENANT_MAPPING, Workspace
 from tests.expected_views import as_text, expected_views, first_hop, normalized, select_view
 
@@ -330,3 +330,34 @@ def test_a_view_from_an_older_version_is_replaced_on_postgresql(
         cursor.execute(f"SELECT sum(events), count(DISTINCT action) FROM {dataset}.v_access_by_ip")
         events, actions = cursor.fetchone()
     assert events == len(truth(renamed_sandbox, "AccessLog")) and actions > 1
+
+
+def test_two_spellings_and_a_changed_value_column_typed_by_an_earlier_version_are_warnings() -> None:
+    schema = _schema_with(
+        "user_activity_log",
+        {
+            "event_time": "timestamp",
+            "log_record__http_request__client_ip": "text",
+            "log_record__ip_address": "text",  # an old spelling next to the real one
+        },
+    )
+    changes = schema.naming.shorten_fragments("user_activity_log", "log_record", "table_changes")
+    rows = schema.naming.shorten_fragments(changes, "row_changes")
+    values = schema.naming.shorten_fragments(rows, "column_changes")
+    for name, parent, columns in (
+        (changes, "user_activity_log", {"table_name": "text"}),
+        (rows, changes, {}),
+        (values, rows, {"old_value": "timestamp", "new_value": "text"}),  # as an earlier version could load it
+    ):
+        all_columns = {"_dlt_id": "text", "_dlt_parent_id": "text", **columns}
+        hints = {c: {"name": c, "data_type": t} for c, t in all_columns.items()}
+        schema.update_table({"name": name, "parent": parent, "columns": hints})  # type: ignore[typeddict-item]
+
+    outcomes = plan_audit_views(schema)
+
+    (changes_view,) = [o for o in outcomes if o.name == "v_user_activity_changes"]
+    assert changes_view.buildable and changes_view.parts[0].sources["client_ip"] is None
+    warnings = view_warnings(outcomes)
+    assert any(w.startswith("view v_user_activity_changes: ip is ambiguous in user_activity_log") for w in warnings)
+    (typed,) = [w for w in warnings if "made so by an earlier version" in w]
+    assert typed.startswith(f"{values}.old_value is timestamp") and "loads it as text" in typed
