@@ -29,6 +29,7 @@ import hmac
 import ipaddress
 import re
 import string
+from functools import lru_cache
 from typing import Any, Callable, Final, Optional
 from urllib.parse import unquote
 
@@ -156,17 +157,20 @@ def find_addresses(text: str) -> list[str]:
     return found
 
 
+@lru_cache(maxsize=4096)  # a few dozen distinct keys, met millions of times
 def record_key(key: str) -> str:
     """`key` as the key rules compare it: lower case, without `-` and `_` (`X-Forwarded-For` -> `xforwardedfor`)."""
     return key.lower().translate(_KEY_SEPARATORS)
 
 
+@lru_cache(maxsize=4096)
 def is_record_pii(key: str) -> bool:
     """Whether a key inside `logRecord` holds person-identifying data (a raw key or a dlt column leaf name)."""
     name = record_key(key)
     return name in RECORD_FIELD_NAMES or name.endswith(RECORD_FIELD_SUFFIXES)
 
 
+@lru_cache(maxsize=TOKEN_CACHE_SIZE)  # clients and proxies repeat across entries
 def hop_address(hop: str) -> str:
     """The address of one `x-forwarded-for` hop, without brackets or port (`[2001:db8::5]:443` -> `2001:db8::5`,
     `10.0.4.2:8080` -> `10.0.4.2`); the trimmed hop itself when it is not an address (`unknown`)."""

@@ -420,9 +420,10 @@ def column_uses(outcomes: list[ViewOutcome]) -> dict[tuple[str, str], list[str]]
     """(table, column) -> the view columns it feeds, e.g. `v_call_plays.call_id`."""
     uses: dict[tuple[str, str], list[str]] = {}
     for outcome in outcomes:
+        internal = {column.alias for column in outcome.view.columns if column.concept.internal}
         for part in outcome.parts:
             for alias, found in part.resolved.items():
-                if found is None or found.candidate == "_entry_key":
+                if found is None or alias in internal:
                     continue
                 for columns in found.columns.values():
                     for column in columns:
