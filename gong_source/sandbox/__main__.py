@@ -1,5 +1,5 @@
 """Serve the Gong sandbox until interrupted:
-`python -m gong_source.sandbox --port 8765 [--rate-limit 3] [--shape gong|invented|renamed]`."""
+`python -m gong_source.sandbox --port 8765 [--rate-limit 3 [--neighbour 1.5]] [--shape gong|invented|renamed]`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 import threading
 
 from gong_source.sandbox.data import SHAPES, SyntheticLogs
-from gong_source.sandbox.server import GongSandbox
+from gong_source.sandbox.server import GongSandbox, Neighbour
 
 
 def main() -> None:
@@ -15,6 +15,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="A local Gong-compatible /v2/logs server with synthetic logs.")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--rate-limit", type=float, default=None, help="requests per second before 429 (Gong: 3)")
+    parser.add_argument(
+        "--neighbour", type=float, default=None, help="another integration's steady calls/s on the same limit"
+    )
     parser.add_argument(
         "--shape",
         choices=SHAPES,
@@ -24,7 +27,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     logs = SyntheticLogs(shape=args.shape)
-    sandbox = GongSandbox(port=args.port, max_requests_per_second=args.rate_limit, logs=logs).start()
+    neighbour = Neighbour(args.neighbour) if args.neighbour else None
+    if neighbour and not args.rate_limit:
+        parser.error("--neighbour shares the rate limit: give --rate-limit too")
+    sandbox = GongSandbox(
+        port=args.port, max_requests_per_second=args.rate_limit, logs=logs, neighbour=neighbour
+    ).start()
     print(f"export SOURCES__GONG__BASE_URL={sandbox.url}")
     print(f"export SOURCES__GONG__CREDENTIALS__ACCESS_KEY={sandbox.access_key}")
     print(f"export SOURCES__GONG__CREDENTIALS__ACCESS_KEY_SECRET={sandbox.access_key_secret}")

@@ -3,7 +3,8 @@
 It follows Gong's documented behaviour: Basic or Bearer auth, 400 for malformed parameters,
 404 with Gong's JSON body for an empty period, pages of 100 with an opaque cursor bound to the
 other parameters, inclusive `fromDateTime` and exclusive `toDateTime`, and optionally the
-3 calls/s limit with 429 and `Retry-After`, and a daily quota: after `daily_quota` calls in a
+3 calls/s limit (a token bucket) with 429 and `Retry-After: 1`, shared with a `Neighbour` (another
+integration of the company) if one is given, and a daily quota: after `daily_quota` calls in a
 "day", 429 with `Retry-After: 3600` until the test calls `next_day()`. Faults can be queued for tests.
 """
 
@@ -18,7 +19,7 @@ import random
 import socket
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -106,6 +107,46 @@ class Answer:
 
 
 @dataclass
+class TokenBucket:
+    """Gong's per-company limit as the sandbox models it: `rate` tokens a second, at most `rate` of them (one
+    second's burst); a call that finds less than one token is refused, whoever makes it."""
+
+    rate: float
+    tokens: float = 0.0
+    at: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.tokens = self.rate
+
+    def take(self, now: float) -> bool:
+        """Spend a token at `now` (seconds, any clock that only moves forward); False if there is none."""
+        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
+@dataclass
+class Neighbour:
+    """Another integration of the same company, spending `rate` calls per second of the shared limit at a
+    steady pace (a CRM sync, say), from when the sandbox starts until `stop_after` seconds (None: always).
+
+    It takes from the same token bucket as the pipeline's calls, without HTTP; what it got is in `calls`."""
+
+    rate: float
+    stop_after: Optional[float] = None
+    calls: list[tuple[float, bool]] = field(default_factory=list)
+    """(monotonic time, accepted) of each of its calls: refused ones are the 429s it would have got."""
+    stopped_at: Optional[float] = None
+
+    @property
+    def refused(self) -> int:
+        return sum(1 for _, accepted in self.calls if not accepted)
+
+
+@dataclass
 class SandboxStats:
     """What the sandbox saw: every /v2/logs request's parameters and the status it answered."""
 
@@ -137,6 +178,7 @@ class GongSandbox:
         port: int = 0,
         entry_cache_size: int = 100_000,
         daily_quota: Optional[int] = None,
+        neighbour: Optional[Neighbour] = None,
     ) -> None:
         self.logs = logs or SyntheticLogs()
         self.clock = clock or SandboxClock()
@@ -153,7 +195,10 @@ class GongSandbox:
         self._chaos = random.Random(self.logs.seed)
         self.stats = SandboxStats()
         self._faults: list[Fault] = []
-        self._recent: deque[float] = deque()
+        self._bucket: Optional[TokenBucket] = None
+        self.neighbour = neighbour
+        self._neighbour_thread: Optional[threading.Thread] = None
+        self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._cursor_key = hashlib.sha256(f"cursor-{self.logs.seed}".encode()).digest()
         self._request_number = 0
@@ -175,13 +220,37 @@ class GongSandbox:
         """Serve in a background thread."""
         self._thread = threading.Thread(target=self._server.serve_forever, name="gong-sandbox", daemon=True)
         self._thread.start()
+        if self.neighbour is not None:
+            self._neighbour_thread = threading.Thread(target=self._run_neighbour, name="gong-neighbour", daemon=True)
+            self._neighbour_thread.start()
         return self
 
     def stop(self) -> None:
-        """Stop serving and close the socket."""
+        """Stop serving (and the neighbour) and close the socket."""
+        self._stopping.set()
+        if self._neighbour_thread is not None:
+            self._neighbour_thread.join(timeout=5)
         if self._thread is not None:
             self._server.shutdown()
         self._server.server_close()
+
+    def _run_neighbour(self) -> None:
+        """The neighbour's calls, on a fixed schedule (no drift), until it stops or the sandbox does."""
+        neighbour = self.neighbour
+        assert neighbour is not None
+        started = time.monotonic()
+        call = 0
+        while not self._stopping.is_set():
+            due = started + call / neighbour.rate
+            if neighbour.stop_after is not None and due - started >= neighbour.stop_after:
+                neighbour.stopped_at = due
+                return
+            if self._stopping.wait(max(0.0, due - time.monotonic())):
+                return
+            with self._lock:
+                accepted = not self._over_rate_limit()
+                neighbour.calls.append((time.monotonic(), accepted))
+            call += 1
 
     def __enter__(self) -> GongSandbox:
         return self.start()
@@ -262,15 +331,12 @@ class GongSandbox:
         return None
 
     def _over_rate_limit(self) -> bool:
+        """Whether the shared token bucket refuses this call (no limit: never)."""
         if not self.max_requests_per_second:
             return False
-        now = time.monotonic()
-        while self._recent and now - self._recent[0] >= 1.0:
-            self._recent.popleft()
-        if len(self._recent) >= self.max_requests_per_second:
-            return True
-        self._recent.append(now)
-        return False
+        if self._bucket is None or self._bucket.rate != self.max_requests_per_second:  # a test may set the limit
+            self._bucket = TokenBucket(self.max_requests_per_second, at=time.monotonic())
+        return not self._bucket.take(time.monotonic())
 
     def _answer(
         self,
