@@ -372,6 +372,8 @@ def load(
             raise GongError("A load read nothing new although some log types are incomplete; stopping, not looping.")
     session.count_requests()
     print_summary(report, dict(row_counts), loads)
+    if session.plan is not None:
+        print_rate_limit(session.plan.governor.pace_summary())
     if is_file_destination(pipeline):
         print("Audit views: none (the destination holds files; query the tables)")
     else:
@@ -505,6 +507,7 @@ def write_summary_json(path: Path, session: ReadSession, exit_code: int, error: 
         "requests": governor.total_sent if governor else 0,
         "budget_remaining": governor.remaining if governor else None,
         "budget": budget_summary(session),
+        "rate_limit": governor.pace_summary() if governor else None,
         "warnings": report.warnings,
         "log_types": [type_report.as_dict() for type_report in report.log_types.values()],
         "views": report.views,
@@ -586,6 +589,18 @@ def print_summary(report: RunReport, row_counts: dict[str, int], loads: int) -> 
     )
     for name, count in tables.items():
         print(f"  {name:<70} {count:>8}")
+
+
+def print_rate_limit(pace: dict[str, Any]) -> None:
+    """One line on how the run shared Gong's per-company rate limit (only when another client showed up)."""
+    if not pace["http_429"]:
+        return
+    print(
+        f"Rate limit: {pace['http_429']} x 429 (the company's other integrations use the limit too); pace cut "
+        f"{pace['pace_cuts']} time(s), lowest {pace['pace_lowest_per_second']:.2f}/s, "
+        f"{pace['pace_settled_per_second']:.2f}/s at the end (limit {pace['limit_per_second']:g}/s); "
+        f"{pace['waited_for_retry_after_seconds']:.0f} s held for Retry-After."
+    )
 
 
 def print_demo_query(pipeline: Pipeline, created_views: set[str]) -> None:

@@ -29,7 +29,7 @@ from gong_source.errors import (
 )
 from gong_source.limits import GovernedAdapter, RequestGovernor
 from gong_source.report import LogTypeReport, RunReport
-from gong_source.settings import LOGS_PATH, LOGS_READ_SCOPE, NOT_FOUND_MEANS_EMPTY
+from gong_source.settings import LOGS_PATH, LOGS_READ_SCOPE, NOT_FOUND_MEANS_EMPTY, SHORT_RETRY_AFTER_SECONDS
 
 MAX_ERROR_TEXT = 300
 """How much of a non-Gong error body goes into a message."""
@@ -150,8 +150,10 @@ class GongLogsClient:
             self._report.count(self._type_report, throttled=int(status == 429), retries=1)
         if status == 429:
             wait = _retry_after_seconds(response)
-            if wait is not None and wait <= self._max_retry_after:
-                self._governor.pause(wait)  # Gong's limit is per company: every resource waits, not just this one
+            if wait is None or wait <= self._max_retry_after:
+                # The company's per-second limit: every resource waits (1 s when Gong gives no Retry-After), and
+                # the pace slows down.
+                self._governor.throttled_for(SHORT_RETRY_AFTER_SECONDS if wait is None else wait)
             if wait is not None and wait > self._max_retry_after:
                 reason = (
                     f"Gong asked to wait {wait:.0f} s before the next call (429 Retry-After) for {self._log_type}, "

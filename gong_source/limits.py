@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from typing import Any, Callable, Optional
 
 from requests import PreparedRequest, Response
@@ -13,16 +13,13 @@ from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import Timeout
 
 from gong_source.errors import GongConfigError, StoppedEarly
-from gong_source.settings import RATE_SAFETY_MARGIN
+from gong_source.pace import AdaptivePace
 
 
 class RequestGovernor:
-    """Paces requests to `max_per_second` across threads and stops the run once `max_requests` are sent.
-
-    The pace is a sliding window: request k waits until `RATE_SAFETY_MARGIN` seconds after request
-    k - 3 (at 3/s), so after a pause (a load, a slow response) up to three requests go at once
-    instead of catching up one interval at a time.
-    """
+    """Paces requests across threads at an adaptive pace (`AdaptivePace`: at most `max_per_second`, slower
+    while Gong answers 429 because other integrations of the company share the limit), and stops the run
+    once `max_requests` are sent. It also keeps what the run's summary says about the rate limit."""
 
     def __init__(self, max_per_second: float, max_requests: Optional[int]) -> None:
         if max_per_second <= 0:
@@ -31,14 +28,21 @@ class RequestGovernor:
             raise GongConfigError("sources.gong.max_requests_per_run must be >= 0 (0: unlimited).")
         self.max_per_second = max_per_second
         self.max_requests = max_requests
-        self._burst = max(1, int(max_per_second))
-        self._period = RATE_SAFETY_MARGIN * self._burst / max_per_second
-        self._recent_slots: deque[float] = deque(maxlen=self._burst)
+        self.pace = AdaptivePace(max_per_second)
+        self._last_slot = float("-inf")
         self._paused_until = 0.0
         self._lock = threading.Lock()
         self.sent: dict[str, int] = defaultdict(int)
         self.answered = 0
         """Responses other than 429 (a 429 is sent, but not a call Gong answered): what a quota lets through."""
+        self.throttled = 0
+        """429s with a short Retry-After (the per-second limit): the calls the company's other tools cost us."""
+        self.lowest_pace = max_per_second
+        """The pace right after its deepest cut (the limit if Gong never answered 429)."""
+        self.pace_wait_seconds = 0.0
+        """Summed over requests: how long each waited for its slot of the pace."""
+        self.retry_after_seconds = 0.0
+        """Wall-clock seconds every request was held back for a 429's Retry-After."""
         self.quota_stopped = False
         self.stop_reason: Optional[str] = None
 
@@ -65,10 +69,31 @@ class RequestGovernor:
             with self._lock:
                 self.answered += 1
 
-    def pause(self, seconds: float) -> None:
-        """Hold every resource's next request back by `seconds` (after a short 429 Retry-After)."""
+    def throttled_for(self, seconds: float) -> None:
+        """A 429 with a short Retry-After: hold every resource's next request back by `seconds` (Gong's limit
+        is per company, so one resource's 429 is every resource's) and slow the pace down."""
         with self._lock:
-            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+            now = time.monotonic()
+            self.throttled += 1
+            if self.pace.throttled(now):
+                self.lowest_pace = min(self.lowest_pace, self.pace.rate(now))  # a cut is a cycle's low point
+            until = now + seconds
+            self.retry_after_seconds += max(0.0, until - max(self._paused_until, now))
+            self._paused_until = max(self._paused_until, until)
+
+    def pace_summary(self) -> dict[str, Any]:
+        """What the run's summary says about the rate limit (`--summary-json` `rate_limit`)."""
+        with self._lock:
+            settled = self.pace.rate(time.monotonic()) if sum(self.sent.values()) else None
+            return {
+                "limit_per_second": self.max_per_second,
+                "http_429": self.throttled,
+                "pace_cuts": self.pace.cuts,
+                "pace_settled_per_second": None if settled is None else round(settled, 3),
+                "pace_lowest_per_second": round(self.lowest_pace, 3),
+                "waited_for_pace_seconds": round(self.pace_wait_seconds, 1),
+                "waited_for_retry_after_seconds": round(self.retry_after_seconds, 1),
+            }
 
     def acquire(self, log_type: str) -> None:
         """Block until a request may be sent within the rate limit; raise `StoppedEarly` if none may."""
@@ -81,13 +106,13 @@ class RequestGovernor:
             if self.stop_reason is not None:
                 raise StoppedEarly(self.stop_reason)
             now = time.monotonic()
-            slot = max(now, self._paused_until)
-            if len(self._recent_slots) == self._burst:
-                slot = max(slot, self._recent_slots[0] + self._period)
-            self._recent_slots.append(slot)
+            held = self._paused_until > now
+            slot, send_at = self.pace.next_slot(self._last_slot, max(now, self._paused_until), held)
+            self._last_slot = slot
+            self.pace_wait_seconds += max(0.0, send_at - max(now, self._paused_until))
             self.sent[log_type] += 1
-        if slot > now:
-            time.sleep(slot - now)
+        if send_at > now:
+            time.sleep(send_at - now)
             with self._lock:
                 if self.stop_reason is not None:  # a quota 429 came while this request waited for its slot
                     self.sent[log_type] -= 1

@@ -60,9 +60,8 @@ GONG_DAILY_QUOTA: Final = 10_000
 DEFAULT_MAX_REQUESTS_PER_RUN: Final = GONG_DAILY_QUOTA // 4
 """A quarter of the daily quota: a scheduled run leaves room for other runs and other integrations."""
 
-RATE_SAFETY_MARGIN: Final = 1.08
-"""Requests are spaced 8% wider than the limit, so that up to about 80 ms of network jitter (a TLS
-handshake, a slow hop) never makes Gong see a fourth call within a second."""
+SHORT_RETRY_AFTER_SECONDS: Final = 1.0
+"""The wait after a 429 that gives no Retry-After: a second, the span of Gong's per-second limit."""
 
 DEFAULT_MAX_RETRY_AFTER: Final = timedelta(seconds=60)
 """A 429 asking to wait longer than this means the daily quota is spent: stop cleanly (exit 75), don't sleep."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gong_source.sandbox import Fault, GongSandbox, SandboxClock, SyntheticLogs
+from gong_source.sandbox import Fault, GongSandbox, Neighbour, SandboxClock, SyntheticLogs
 from gong_source.settings import LOG_TYPES
 from tests.conftest import EPOCH, FIRST_CLOCK, PIPELINE_SCRIPT, START_DATE, Workspace, truth_event_times
 
@@ -49,6 +49,50 @@ def test_three_per_second_across_five_parallel_types_gets_no_429(workspace: Work
     order = [params["logType"] for params in sandbox.stats.requests]
     last_access_log = max(i for i, name in enumerate(order) if name == "AccessLog")
     assert all(order.index(t.name) < last_access_log for t in LOG_TYPES)
+
+
+SHARED_LIMIT = 20.0
+"""The sharing test runs Gong's limit 20/6.67 times faster than Gong (3/s): the pace adapts in calls and
+seconds alike, and the test takes seconds, not minutes. `tests/benchmarks/bench_rate_limits.py` measures
+the real 3/s by hand."""
+
+
+def test_beside_a_neighbour_on_the_same_limit_the_load_is_exact_few_calls_are_refused_and_the_pace_recovers(
+    tmp_path: Path,
+) -> None:
+    neighbour = Neighbour(SHARED_LIMIT / 2, stop_after=8.0)
+    intervals = {"AccessLog": 5, "UserActivityLog": 10, "UserCallPlay": 10, "ExternallySharedCallAccess": 60}
+    logs = SyntheticLogs(epoch=EPOCH, intervals_seconds={**intervals, "ExternallySharedCallPlay": 60})
+    clock = SandboxClock(EPOCH + timedelta(hours=15))
+    with GongSandbox(logs=logs, clock=clock, max_requests_per_second=SHARED_LIMIT, neighbour=neighbour) as sandbox:
+        workspace = Workspace(tmp_path, sandbox)
+        summary = tmp_path / "summary.json"
+        limit = {
+            "SOURCES__GONG__MAX_REQUESTS_PER_SECOND": str(SHARED_LIMIT),
+            "SOURCES__GONG__LOAD_INTERVAL_SECONDS": "60",  # few loads: the calls, not the loads, fill the time
+        }
+
+        result = workspace.run("--start-date", START_DATE, "--summary-json", str(summary), env=limit)
+
+        assert result.returncode == 0, result.output
+        assert_tables_equal_truth(workspace, sandbox)
+        # Counted from the sandbox's own log, both sides of the shared limit.
+        ours = [(moment, status) for moment, status in sandbox.stats.answers]
+        refused = sum(1 for _, status in ours if status == 429)
+        assert refused > 0, "the neighbour must have left the job less than the limit"
+        assert refused / len(ours) <= 0.10
+        assert neighbour.stopped_at is not None
+        theirs = [accepted for moment, accepted in neighbour.calls if moment >= ours[0][0]]
+        assert theirs.count(False) / len(theirs) <= 0.15
+        # Once the neighbour stopped, the pace came back near the limit.
+        after = [moment for moment, _ in ours if moment >= neighbour.stopped_at]
+        busiest = max(sum(1 for t in after if start <= t < start + 2.0) for start in after)
+        assert busiest >= 0.85 * 2.0 * SHARED_LIMIT
+        pace = json.loads(summary.read_text())["rate_limit"]
+        assert pace["http_429"] == refused and pace["pace_cuts"] >= 1
+        assert pace["pace_lowest_per_second"] < 0.8 * SHARED_LIMIT
+        assert pace["pace_settled_per_second"] >= 0.9 * SHARED_LIMIT
+        assert "Rate limit: " in result.stdout and " x 429 (the company's other integrations" in result.stdout
 
 
 def test_a_spent_budget_exits_75_and_the_next_run_completes(tmp_path: Path) -> None:
