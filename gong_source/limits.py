@@ -30,6 +30,7 @@ class RequestGovernor:
         self.max_requests = max_requests
         self.pace = AdaptivePace(max_per_second)
         self._last_slot = float("-inf")
+        self._last_pace: Optional[float] = None
         self._paused_until = 0.0
         self._lock = threading.Lock()
         self.sent: dict[str, int] = defaultdict(int)
@@ -38,7 +39,7 @@ class RequestGovernor:
         self.throttled = 0
         """429s with a short Retry-After (the per-second limit): the calls the company's other tools cost us."""
         self.lowest_pace = max_per_second
-        """The pace right after its deepest cut (the limit if Gong never answered 429)."""
+        """The pace right after its deepest cut (reported only if Gong answered 429)."""
         self.pace_wait_seconds = 0.0
         """Summed over requests: how long each waited for its slot of the pace."""
         self.retry_after_seconds = 0.0
@@ -84,13 +85,13 @@ class RequestGovernor:
     def pace_summary(self) -> dict[str, Any]:
         """What the run's summary says about the rate limit (`--summary-json` `rate_limit`)."""
         with self._lock:
-            settled = self.pace.rate(time.monotonic()) if sum(self.sent.values()) else None
+            settled, lowest = self._last_pace, self.lowest_pace if self.pace.cuts else None
             return {
                 "limit_per_second": self.max_per_second,
                 "http_429": self.throttled,
                 "pace_cuts": self.pace.cuts,
                 "pace_settled_per_second": None if settled is None else round(settled, 3),
-                "pace_lowest_per_second": round(self.lowest_pace, 3),
+                "pace_lowest_per_second": None if lowest is None else round(lowest, 3),
                 "waited_for_pace_seconds": round(self.pace_wait_seconds, 1),
                 "waited_for_retry_after_seconds": round(self.retry_after_seconds, 1),
             }
@@ -105,18 +106,30 @@ class RequestGovernor:
                 )
             if self.stop_reason is not None:
                 raise StoppedEarly(self.stop_reason)
-            now = time.monotonic()
-            held = self._paused_until > now
-            slot, send_at = self.pace.next_slot(self._last_slot, max(now, self._paused_until), held)
-            self._last_slot = slot
-            self.pace_wait_seconds += max(0.0, send_at - max(now, self._paused_until))
             self.sent[log_type] += 1
-        if send_at > now:
-            time.sleep(send_at - now)
+            send_at = self._schedule(time.monotonic())
+        while True:
+            now = time.monotonic()
+            if send_at > now:
+                time.sleep(send_at - now)
             with self._lock:
                 if self.stop_reason is not None:  # a quota 429 came while this request waited for its slot
                     self.sent[log_type] -= 1
                     raise StoppedEarly(self.stop_reason)
+                if self._paused_until <= send_at:
+                    return
+                # A 429 came while this request waited: it waits out the Retry-After too, at the new pace.
+                send_at = self._schedule(time.monotonic())
+
+    def _schedule(self, now: float) -> float:
+        """The moment the next request may go (call holding the lock)."""
+        held = self._paused_until > now
+        start = max(now, self._paused_until)
+        slot, send_at = self.pace.next_slot(self._last_slot, start, held)
+        self._last_slot = slot
+        self._last_pace = self.pace.rate(start)
+        self.pace_wait_seconds += max(0.0, send_at - start)
+        return send_at
 
 
 class GovernedAdapter(HTTPAdapter):

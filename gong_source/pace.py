@@ -19,10 +19,10 @@ Why not additive increase (AIMD): in the simulation of `tests/test_pace.py` (a t
 with a steady neighbour at 1.5/s, 20 seeds, worst case), AIMD with the same dither kept the neighbour's
 refused calls under 15% only with a step of 0.02 calls/s per second, and then took 81 s to climb back
 once the neighbour stopped (0.05: 15.3% and 33 s; 0.1: 24.3% and 17 s). CUBIC with these constants, over
-40 seeds: the neighbour's refused calls 10.5% in the median run (90% of runs under 14.7%, the worst
+40 seeds: the neighbour's refused calls 10.7% in the median run (90% of runs under 14.7%, the worst
 17.8%), the job's at most 4.7% while it takes at least 1.23 of the 1.5 calls/s left; back at 2.7/s 11 s
 after the neighbour stopped in the median run (90% within 20 s, the worst 27 s); beside a neighbour at
-2.5/s, at least 0.46 calls/s with at most 7.9% refused.
+2.5/s, at least 0.54 calls/s with at most 10.7% refused.
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ PACE_PROBE_CALLS: Final = 35.0
 """After a cut, the pace is back at the rate that was refused after this many calls' worth of time (at
 least `PACE_MIN_PROBE_SECONDS`): slow probing near a neighbour's share keeps refusals rare for both."""
 PACE_MIN_PROBE_SECONDS: Final = 4.0
+PACE_MAX_PROBE_SECONDS: Final = 30.0
+"""...and at most this long: a pace cut to the floor by a neighbour that took the whole limit is back at
+the limit within about 45 s of it leaving (30 s, then 40% a second from 0.05/s)."""
 PACE_GROWTH_PER_SECOND: Final = 1.4
 """Past the refused rate the pace grows 40% a second: from 1.5 to 2.7 calls/s in under 2 s."""
 PACE_FLOOR_PER_SECOND: Final = 0.05
@@ -83,7 +86,7 @@ class AdaptivePace:
             rate = self._refused_rate - (self._refused_rate - self._low) * left**3
         else:  # convex: the refused rate is no longer refused, so grow
             rate = self._refused_rate * PACE_GROWTH_PER_SECOND ** min(since - self._probe_seconds, 600.0)
-        return max(PACE_FLOOR_PER_SECOND, min(ceiling, rate))
+        return min(ceiling, max(PACE_FLOOR_PER_SECOND, rate))
 
     def throttled(self, now: float) -> bool:
         """Gong answered 429 with a short `Retry-After`: cut the pace (once per episode); True if it was cut."""
@@ -93,10 +96,10 @@ class AdaptivePace:
         refused = current
         if self._refused_rate is not None and current < self._refused_rate:
             refused = current * (1 + PACE_DECREASE) / 2  # refused again below the last level: give way sooner
-        self._refused_rate = refused
         self._low = max(PACE_FLOOR_PER_SECOND, current * PACE_DECREASE)
+        self._refused_rate = refused = max(refused, self._low)  # the curve climbs from the cut, never below it
         self._cut_at = now
-        self._probe_seconds = max(PACE_MIN_PROBE_SECONDS, PACE_PROBE_CALLS / refused)
+        self._probe_seconds = min(PACE_MAX_PROBE_SECONDS, max(PACE_MIN_PROBE_SECONDS, PACE_PROBE_CALLS / refused))
         self.cuts += 1
         return True
 

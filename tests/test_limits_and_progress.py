@@ -52,9 +52,9 @@ def test_three_per_second_across_five_parallel_types_gets_no_429(workspace: Work
 
 
 SHARED_LIMIT = 20.0
-"""The sharing test runs Gong's limit 20/6.67 times faster than Gong (3/s): the pace adapts in calls and
-seconds alike, and the test takes seconds, not minutes. `tests/benchmarks/bench_rate_limits.py` measures
-the real 3/s by hand."""
+"""The sharing test runs a limit of 20/s so that it takes seconds, not minutes. The pace's timings are in
+seconds (the 4 s minimum climb back, 40% a second, one cut a second, Retry-After 1 s), so this run is not a
+scaled 3/s: `tests/test_pace.py` simulates 3/s, and `tests/benchmarks/bench_rate_limits.py` measures it."""
 
 
 def test_beside_a_neighbour_on_the_same_limit_the_load_is_exact_few_calls_are_refused_and_the_pace_recovers(

@@ -150,3 +150,22 @@ def test_slots_keep_the_mean_rate_and_are_never_banked() -> None:
     assert moments[-1] - moments[0] == pytest.approx(299 * interval, abs=interval)
     later, send_at = pace.next_slot(slot, 1000.0)  # after an idle spell: no backlog of slots to catch up with
     assert later == send_at == 1000.0  # and a call asked for late is not held back further
+
+
+def test_after_a_neighbour_that_took_the_whole_limit_leaves_the_pace_is_back_within_a_minute() -> None:
+    pace = AdaptivePace(LIMIT, rng=random.Random(0))
+    pace.rate(0.0)
+    for moment in range(10, 40, 2):  # refused again and again: cut down to the floor
+        pace.throttled(float(moment))
+    assert pace.rate(39.0) == pytest.approx(PACE_FLOOR_PER_SECOND, abs=0.05)
+
+    back = next(second for second in range(38, 400) if pace.rate(float(second)) >= 2.7)
+
+    assert back - 38 <= 50
+
+
+def test_the_pace_never_exceeds_a_limit_below_the_floor() -> None:
+    pace = AdaptivePace(0.01, rng=random.Random(0))
+    assert all(pace.rate(float(moment)) <= 0.01 for moment in range(0, 100, 5))
+    pace.throttled(50.0)
+    assert all(pace.rate(float(moment)) <= 0.01 for moment in range(50, 200, 5))

@@ -108,19 +108,24 @@ class Answer:
 
 @dataclass
 class TokenBucket:
-    """Gong's per-company limit as the sandbox models it: `rate` tokens a second, at most `rate` of them (one
-    second's burst); a call that finds less than one token is refused, whoever makes it."""
+    """Gong's per-company limit as the sandbox models it: `rate` tokens a second, at most one second's worth
+    (`capacity`); a call that finds less than one token is refused, whoever makes it."""
 
     rate: float
     tokens: float = 0.0
     at: float = 0.0
 
     def __post_init__(self) -> None:
-        self.tokens = self.rate
+        self.tokens = self.capacity
+
+    @property
+    def capacity(self) -> float:
+        """One second's worth of calls, and at least one (a limit under 1/s still lets a call through)."""
+        return max(1.0, self.rate)
 
     def take(self, now: float) -> bool:
         """Spend a token at `now` (seconds, any clock that only moves forward); False if there is none."""
-        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
+        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
         self.at = now
         if self.tokens < 1.0:
             return False
@@ -140,6 +145,10 @@ class Neighbour:
     calls: list[tuple[float, bool]] = field(default_factory=list)
     """(monotonic time, accepted) of each of its calls: refused ones are the 429s it would have got."""
     stopped_at: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        if self.rate <= 0:
+            raise ValueError(f"a neighbour calls at a rate above 0, not {self.rate}")
 
     @property
     def refused(self) -> int:
