@@ -595,11 +595,14 @@ def print_rate_limit(pace: dict[str, Any]) -> None:
     """One line on how the run shared Gong's per-company rate limit (only when another client showed up)."""
     if not pace["http_429"]:
         return
+    lowest, settled = pace["pace_lowest_per_second"], pace["pace_settled_per_second"]
     print(
         f"Rate limit: {pace['http_429']} x 429 (the company's other integrations use the limit too); pace cut "
-        f"{pace['pace_cuts']} time(s), lowest {pace['pace_lowest_per_second']:.2f}/s, "
-        f"{pace['pace_settled_per_second']:.2f}/s at the end (limit {pace['limit_per_second']:g}/s); "
-        f"{pace['waited_for_retry_after_seconds']:.0f} s held for Retry-After."
+        f"{pace['pace_cuts']} time(s)"
+        + (f", lowest {lowest:.2f}/s" if lowest is not None else "")
+        + (f", {settled:.2f}/s at the end" if settled is not None else "")
+        + f" (limit {pace['limit_per_second']:g}/s); "
+        + f"{pace['waited_for_retry_after_seconds']:.0f} s held for Retry-After."
     )
 
 

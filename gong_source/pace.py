@@ -71,6 +71,8 @@ class AdaptivePace:
     _refused_rate: Optional[float] = None
     _low: float = 0.0
     _cut_at: float = float("-inf")
+    """Where the current curve started: the last cut, or the run's first call."""
+    _last_cut: float = float("-inf")
     _probe_seconds: float = 0.0
     cuts: int = 0
 
@@ -90,7 +92,7 @@ class AdaptivePace:
 
     def throttled(self, now: float) -> bool:
         """Gong answered 429 with a short `Retry-After`: cut the pace (once per episode); True if it was cut."""
-        if now - self._cut_at < PACE_CUT_INTERVAL_SECONDS:
+        if now - self._last_cut < PACE_CUT_INTERVAL_SECONDS:
             return False
         current = self.rate(now)
         refused = current
@@ -98,7 +100,7 @@ class AdaptivePace:
             refused = current * (1 + PACE_DECREASE) / 2  # refused again below the last level: give way sooner
         self._low = max(PACE_FLOOR_PER_SECOND, current * PACE_DECREASE)
         self._refused_rate = refused = max(refused, self._low)  # the curve climbs from the cut, never below it
-        self._cut_at = now
+        self._cut_at = self._last_cut = now
         self._probe_seconds = min(PACE_MAX_PROBE_SECONDS, max(PACE_MIN_PROBE_SECONDS, PACE_PROBE_CALLS / refused))
         self.cuts += 1
         return True

@@ -169,3 +169,11 @@ def test_the_pace_never_exceeds_a_limit_below_the_floor() -> None:
     assert all(pace.rate(float(moment)) <= 0.01 for moment in range(0, 100, 5))
     pace.throttled(50.0)
     assert all(pace.rate(float(moment)) <= 0.01 for moment in range(50, 200, 5))
+
+
+def test_a_429_right_after_the_run_starts_still_cuts_the_pace() -> None:
+    pace = AdaptivePace(LIMIT, rng=random.Random(0))
+    pace.rate(0.0)  # the run's first call
+
+    assert pace.throttled(0.2) is True
+    assert pace.cuts == 1 and pace.rate(0.2) < LIMIT * PACE_CEILING * PACE_START_FRACTION
