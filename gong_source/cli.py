@@ -80,7 +80,7 @@ GROUP BY ip, status, path
 ORDER BY refused DESC, ip, path
 LIMIT 5
 """,
-        "  {0:<40} {1:>5} {2:<32} {3:>4} x",
+        "  {0:<40} {1:>5} {2:<32} {3:>4} refused",
     ),
 )
 """The demo's example questions: (question, view, SQL, row format)."""
@@ -588,7 +588,7 @@ def print_summary(report: RunReport, row_counts: dict[str, int], loads: int) -> 
         else "Rows written per table: none (nothing new)"
     )
     for name, count in tables.items():
-        print(f"  {name:<70} {count:>8}")
+        print(f"  {name:<{max(map(len, tables))}} {count:>8}")
 
 
 def print_rate_limit(pace: dict[str, Any]) -> None:

@@ -386,7 +386,7 @@ def test_demo_loads_all_tables_then_only_what_is_new(workspace: Workspace, tmp_p
     # Both example questions get answers: minutes played per person, refused requests per client IP.
     answers = re.findall(r"^ {2}\S+@acme-corp\.example +\d+ sessions +([\d.]+) min$", first.stdout, re.M)
     assert len(answers) == 5 and all(float(minutes) > 0 for minutes in answers)
-    assert len(re.findall(r"^ {2}[0-9a-f.:]+ +40[13] /\S+ +\d+ x$", first.stdout, re.M)) == 5
+    assert len(re.findall(r"^ {2}[0-9a-f.:]+ +40[13] /\S+ +\d+ refused$", first.stdout, re.M)) == 5
     after_first = table_counts()
     second = workspace.run("--demo", env=real_tenant)
 
