@@ -10,6 +10,7 @@ from gong_source.errors import (
     GongResponseError,
 )
 from gong_source.report import LogTypeReport, RunReport
+from gong_source.runner import run_once
 from gong_source.settings import LOG_TYPES, LogType
 from gong_source.source import gong_source
 
@@ -26,4 +27,5 @@ __all__ = [
     "LogTypeReport",
     "RunReport",
     "gong_source",
+    "run_once",
 ]

@@ -11,14 +11,21 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any, Final, Optional, Sequence
 
+import dlt
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.common.schema import Schema
 from dlt.pipeline.pipeline import Pipeline
 
+from gong_source.demo import DEMO_PIPELINE_NAME, demo_database
+from gong_source.destinations import DUCKDB_FILE, destination_for, is_file_destination
+from gong_source.errors import GongError
 from gong_source.pii import EMAIL_MARKER, IP_MARKER, TOP_LEVEL_FIELDS, is_record_pii, replace_addresses
-from gong_source.views import ViewColumns, ViewOutcome, column_uses, plan_audit_views
+from gong_source.run_summary import write_json
+from gong_source.runner import PIPELINE_NAME
+from gong_source.views import ViewColumns, ViewOutcome, column_uses, plan_audit_views, read_view_columns
 
 SAMPLE_ROWS: Final = 100
 """Rows read per table to find examples; a column empty in them gets one query of its own..."""
@@ -163,6 +170,45 @@ def _one_row(rows: Optional[Sequence[Sequence[Any]]]) -> Sequence[Any]:
 
 def _data_type(schema: Schema, table: str, column: str) -> str:
     return str(schema.tables[table]["columns"][column].get("data_type"))
+
+
+def report_fields(
+    destination: Optional[str] = None,
+    dataset_name: Optional[str] = None,
+    demo: bool = False,
+    summary_json: Optional[Path] = None,
+) -> None:
+    """`gong-logs fields`: profile what the pipeline loaded, and say what each view reads or lacks."""
+    if demo:
+        database = demo_database()
+        chosen: Any = dlt.destinations.duckdb(str(database))
+        pipeline_name, dataset, pii_mode, mapping = DEMO_PIPELINE_NAME, PIPELINE_NAME, "keep", {}
+    else:
+        database, chosen = Path.cwd() / DUCKDB_FILE, destination_for(destination)
+        pipeline_name, dataset = PIPELINE_NAME, dataset_name or PIPELINE_NAME
+        pii_mode, mapping = str(dlt.config.get("sources.gong.pii") or "keep"), read_view_columns()
+    pipeline = dlt.pipeline(pipeline_name=pipeline_name, destination=chosen, dataset_name=dataset)
+    default_file_missing = isinstance(chosen, dlt.destinations.duckdb) and not database.exists()
+    if not pipeline.default_schema_name and not default_file_missing:
+        pipeline.sync_destination()  # a fresh machine (an ephemeral worker): the schema is in the destination
+    if not pipeline.default_schema_name:
+        where = f"{database.name} in {Path.cwd()}" if default_file_missing else f"dataset {dataset}"
+        raise GongError(
+            f"Nothing loaded by pipeline {pipeline_name} was found ({where}). Run the job first, from this folder, "
+            "or pass the --destination and --dataset-name it loads into."
+        )
+    redactor = ExampleRedactor(pii_mode, configured_secrets())
+    profiles, outcomes = fields_report(pipeline, mapping, redactor, with_views=not is_file_destination(pipeline))
+    print_fields_report(pipeline, profiles, outcomes, pii_mode)
+    if summary_json:
+        write_json(summary_json, fields_report_dict(profiles, outcomes, pii_mode))
+
+
+def configured_secrets() -> list[str]:
+    """The configured secret values: an example that contains one is withheld."""
+    keys = ("credentials.access_key_secret", "credentials.access_token", "pii_salt")
+    values: list[Any] = [dlt.secrets.get(f"sources.gong.{key}") for key in keys]
+    return [str(value) for value in values if value]
 
 
 def fields_report(

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Optional
 
+from gong_source.errors import GongError
+
 
 @dataclass
 class LogTypeReport:
@@ -82,7 +84,37 @@ class RunReport:
     warnings: list[str] = field(default_factory=list)
     views: list[dict[str, Any]] = field(default_factory=list)
     """Each audit view's outcome after the run (created or skipped, and why), for `--summary-json`."""
+    view_notes: list[str] = field(default_factory=list)
+    """One line per view skipped or incomplete: what is missing (`ViewOutcome.summary()`)."""
+    views_unsupported: Optional[str] = None
+    """Why no view was attempted (a filesystem destination holds files)."""
+    notes: list[str] = field(default_factory=list)
+    """Advice that is not a warning (a --start-date that had no effect)."""
+
+    # The outcome, filled in when the run ends (gong_source.runner.run_once):
+    status: str = "failed"
+    """complete (every type read to its end); stopped (early, on purpose, progress saved); skipped (another run
+    of the pipeline was in progress); failed (see `error`)."""
+    error: Optional[str] = None
+    """One line on what went wrong and what to do (gong_source.explain), when the run failed or was skipped."""
+    exception: Optional[BaseException] = field(default=None, repr=False)
+    retry_helps: bool = True
+    """False for a failure that waiting does not fix (configuration, credentials): a scheduler should not retry."""
+    loads: int = 0
+    rows_per_table: dict[str, int] = field(default_factory=dict)
+    requests: int = 0
+    budget: Optional[dict[str, Any]] = None
+    """The run's planned budget, where it came from, and what the rest needs (see run_summary.budget_summary)."""
+    rate_limit: Optional[dict[str, Any]] = None
+    """How the run shared Gong's per-company rate limit (RequestGovernor.pace_summary)."""
+    stop_explanation: list[str] = field(default_factory=list)
+    """Exit 75's message: why the run stopped, each type's progress, what the rest takes."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def raise_for_failure(self) -> None:
+        """Raise `GongError` with the run's one-line explanation if it failed (for schedulers' tasks)."""
+        if self.status == "failed":
+            raise GongError(self.error or "the run failed") from self.exception
 
     def for_type(self, log_type: str, table_name: str) -> LogTypeReport:
         """Return (creating if needed) the report of one log type."""
