@@ -6,29 +6,29 @@ import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import dlt
 import duckdb
 import pytest
 import yaml
-from dlt.extract.source import DltSource
 
-from gong_source import GongCredentials, gong_source
+from gong_source import GongCredentials
 from gong_source.sandbox import GongSandbox
 from gong_source.settings import LOG_TYPES
 from tests.conftest import START_DATE, Workspace, truth_event_times
 
 
-def sandbox_source(sandbox: GongSandbox) -> DltSource:
-    """The source as a library user builds it, pointed at the sandbox."""
-    return gong_source(
-        base_url=sandbox.url,
-        credentials=GongCredentials(access_key=sandbox.access_key, access_key_secret=sandbox.access_key_secret),
-        start_date=START_DATE,
-        now=sandbox.clock.now().isoformat(),
-        settle_lag_seconds=0,
-        max_requests_per_second=1000,
-    )
+def sandbox_options(sandbox: GongSandbox) -> dict[str, Any]:
+    """The source's options as a library user gives them, pointed at the sandbox."""
+    return {
+        "base_url": sandbox.url,
+        "credentials": GongCredentials(access_key=sandbox.access_key, access_key_secret=sandbox.access_key_secret),
+        "start_date": START_DATE,
+        "now": sandbox.clock.now().isoformat(),
+        "settle_lag_seconds": 0,
+        "max_requests_per_second": 1000,
+    }
 
 
 def assert_counts_equal_truth(database: Path, sandbox: GongSandbox) -> None:
@@ -95,7 +95,7 @@ def test_dlt_pipeline_info_works_after_a_run(workspace: Workspace) -> None:
 
 
 def test_dlt_pipeline_show_says_it_needs_dlt_hub(workspace: Workspace) -> None:
-    # README: `dlt pipeline gong_logs show` needs dlt[hub] (dlthub, under the proprietary dltHub EULA, so
+    # docs/querying.md: `dlt pipeline gong_logs show` needs dlt[hub] (dlthub, under the proprietary dltHub EULA, so
     # not installed here), marimo and ibis-framework. This keeps that statement true for the pinned dlt.
     if importlib.util.find_spec("dlthub") is not None:
         pytest.skip("dlt[hub] is installed here: `show` would start the dashboard instead")
@@ -106,16 +106,14 @@ def test_dlt_pipeline_show_says_it_needs_dlt_hub(workspace: Workspace) -> None:
     assert "Install dlt[hub] for workspace dashboard" in show.stdout + show.stderr
 
 
-def test_the_dagster_recipe_materializes_every_table(tmp_path: Path, sandbox: GongSandbox) -> None:
+def test_the_dagster_recipe_runs_the_connector_once_and_loads_every_table(tmp_path: Path, sandbox: GongSandbox) -> None:
     from dagster import materialize
-    from dagster_dlt import DagsterDltResource
 
     recipe_path = Path(__file__).resolve().parent.parent / "deploy" / "dagster" / "gong_logs_assets.py"
     spec = importlib.util.spec_from_file_location("gong_logs_assets", recipe_path)
     assert spec is not None and spec.loader is not None
     recipe = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(recipe)
-    source = sandbox_source(sandbox)
     pipeline = dlt.pipeline(
         pipeline_name="gong_logs_dagster",
         pipelines_dir=str(tmp_path / "pipelines"),
@@ -123,7 +121,11 @@ def test_the_dagster_recipe_materializes_every_table(tmp_path: Path, sandbox: Go
         dataset_name="gong_logs",
     )
 
-    result = materialize([recipe.gong_log_assets(source, pipeline)], resources={"dlt": DagsterDltResource()})
+    result = materialize([recipe.gong_log_assets(pipeline, **sandbox_options(sandbox))])
 
     assert result.success
+    (materialization,) = result.asset_materializations_for_node("gong_logs")
+    metadata = {key: value.value for key, value in materialization.metadata.items()}
+    assert metadata["status"] == "complete" and metadata["requests"] > 0
+    assert "v_call_plays" in metadata["views"]  # run_once made the audit views too
     assert_counts_equal_truth(tmp_path / "dagster.duckdb", sandbox)
