@@ -57,6 +57,8 @@ class Backfill:
     daily_quota: Optional[int] = None
     budget: Optional[int] = None
     requests_per_second: float = 1000
+    load_interval_seconds: Optional[int] = 0
+    """0: a load per window (the tests' default, see conftest.Workspace); None: the job's own (60 s)."""
     runs: list[RunResult] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -65,6 +67,10 @@ class Backfill:
         clock = SandboxClock(EPOCH + timedelta(days=BACKFILL_DAYS))
         self.sandbox = GongSandbox(logs=logs, clock=clock, daily_quota=self.daily_quota).start()
         self.workspace = Workspace(self.root, self.sandbox)
+        if self.load_interval_seconds is None:
+            self.workspace.env.pop("SOURCES__GONG__LOAD_INTERVAL_SECONDS")
+        else:
+            self.workspace.env["SOURCES__GONG__LOAD_INTERVAL_SECONDS"] = str(self.load_interval_seconds)
 
     def close(self) -> None:
         """Stop the sandbox."""
