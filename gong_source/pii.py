@@ -1,6 +1,6 @@
 """Privacy controls for person-identifying fields: keep them, replace them by a keyed hash, or drop them.
 
-Covered fields (documented in README):
+Covered fields (documented in docs/personal-data.md):
 - top level: `userEmailAddress`, `userFullName`, `impersonatorEmailAddress`, `impersonatorFullName`;
 - anywhere inside `logRecord` (nested objects and lists included): keys named `ipAddress`, `ip`, `clientIp`,
   `page_viewer_ip`, `userAgent` (the `user-agent` header) or `x-forwarded-for`, and keys ending in
@@ -64,7 +64,7 @@ IPV6_PATTERN: Final = re.compile(
     # Hex groups and colons (full, compressed, IPv4-embedded); each candidate is checked by `ipaddress`.
     rf"(?<![A-Za-z0-9.])(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}(?:{_IPV4}|[0-9A-Fa-f]{{0,4}})(?![A-Za-z0-9]|\.[0-9])"
 )
-"""What `find_addresses` matches; README "Personal data" lists the same in words."""
+"""What `find_addresses` matches; docs/personal-data.md lists the same in words."""
 PRODUCT_TOKENS: Final = frozenset(
     {
         *("Mozilla", "AppleWebKit", "Chrome", "Chromium", "CriOS", "Safari", "Version", "Mobile", "Gecko"),

@@ -1,8 +1,8 @@
 """The adaptive pace, on a simulated clock: the sandbox's token bucket shared with a steady neighbour.
 
 Deterministic (seeded, no sleeps): each case replays five minutes of calls in milliseconds and checks the
-targets the README's benchmark table holds the real job to (which `tests/benchmarks/bench_rate_limits.py`
-measures against the sandbox, by hand).
+targets the benchmark table in docs/limits-and-budget.md holds the real job to (which
+`tests/benchmarks/bench_rate_limits.py` measures against the sandbox, by hand).
 """
 
 from __future__ import annotations
