@@ -91,28 +91,34 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the job and return its exit code."""
     args = parse_args(argv)
     configure_logging()
-    try:
-        if args.command == "fields":
+    if args.command == "fields":
+        try:
             summary = Path(args.summary_json) if args.summary_json else None
             report_fields(args.destination, args.dataset_name, demo=args.demo, summary_json=summary)
             return EXIT_OK
+        except Exception as failure:
+            print(f"ERROR: {explain(failure)}", file=sys.stderr)
+            return EXIT_ERROR
+    report = RunReport(error="the run was interrupted")  # what the summary says if nothing else gets to
+    try:
         if args.demo:
             report = run_demo(**source_options(args))
         else:
             report = run_once(destination=args.destination, dataset_name=args.dataset_name, **source_options(args))
-    except Exception as failure:  # run_once reports its own failures; this is the demo's sandbox or `fields`
-        print(f"ERROR: {explain(failure)}", file=sys.stderr)
-        return EXIT_ERROR
-    if report.status in ("complete", "stopped"):
-        print("\n".join(summary_lines(report)))
-        note_if_start_date_ignored(args, report)
-    for line in message_lines(report):
-        print(line, file=sys.stderr)
-    if args.demo and report.status == "complete":
-        print("\n".join(example_query_lines(report)))
-    if args.summary_json:
-        # Written whatever happened, so that a monitor never reads a stale success.
-        write_json(Path(args.summary_json), summary_dict(report))
+        if report.status in ("complete", "stopped"):
+            print("\n".join(summary_lines(report)))
+            note_if_start_date_ignored(args, report)
+        for line in message_lines(report):
+            print(line, file=sys.stderr)
+        if args.demo and report.status == "complete":
+            print("\n".join(example_query_lines(report)))
+    except Exception as failure:  # run_once reports its own failures; this is the demo's sandbox or queries
+        report.status, report.error = "failed", explain(failure)
+        print(f"ERROR: {report.error}", file=sys.stderr)
+    finally:
+        if args.summary_json:
+            # Written whatever happened, so that a monitor never reads a stale success.
+            write_json(Path(args.summary_json), summary_dict(report))
     return exit_code(report)
 
 

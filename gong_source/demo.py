@@ -73,11 +73,10 @@ def run_demo(**source_options: Any) -> RunReport:
             destination=dlt.destinations.duckdb(str(database)),
             dataset_name=PIPELINE_NAME,
         )
-        if not database.exists():
-            pipeline = pipeline.drop()  # the demo database was deleted: start over, not from stale state
         print(f"Demo: Gong sandbox at {sandbox.url}, loading into {DEMO_DATABASE} (pipeline {DEMO_PIPELINE_NAME}).")
         # The sandbox's names fit every view; a view_columns mapping of your tenant's would not.
-        return run_once(pipeline, view_columns={}, **options)
+        # The demo database was deleted: start over, not from stale state.
+        return run_once(pipeline, view_columns={}, start_over=not database.exists(), **options)
 
 
 def example_query_lines(report: RunReport) -> list[str]:

@@ -116,7 +116,7 @@ def wait_for_duckdb_file(database: Path, wait_seconds: float, sleep: Callable[[f
         except duckdb.IOException as locked:
             if not DUCKDB_LOCK.search(str(locked)):
                 raise
-            holder = duckdb_lock_holder(str(locked)) or "unknown"
+            holder = duckdb_lock_holder(str(locked))
             waited = time.monotonic() - started
             if waited >= wait_seconds:
                 raise GongError(duckdb_locked_message(str(database), holder, waited)) from None

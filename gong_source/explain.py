@@ -22,9 +22,14 @@ from gong_source.errors import GongError
 
 NOTHING_LOST = "Nothing was lost: the next run continues exactly from the saved progress."
 DUCKDB_LOCK = re.compile(
-    r'Could not set lock on file "(?P<file>[^"]+)": Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)'
+    r'Could not set lock on file "(?P<file>[^"]+)"'
+    r"(?:: Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\))?"
 )
 """DuckDB's message when another process has the database file open (DuckDB 1.x and 2.x)."""
+MAY_HOLD_A_SECRET = re.compile(r"[@=?;]|://|token|secret|passw|key|auth", re.IGNORECASE)
+"""A word of another process's command line that is not shown (a connection string, `password=...`)."""
+ENV_KEY_TRIED = re.compile(r"\(Environment Variables, ([A-Z0-9_]+)\)")
+"""How dlt lists the variables it looked for in a missing-setting error."""
 CONNECTION_FAILURE = re.compile(
     r"connection refused|could not connect|could not translate host name|name or service not known|"
     r"temporary failure in name resolution|timed out|timeout expired|no route to host|network is unreachable",
@@ -45,11 +50,24 @@ def explain(error: BaseException) -> str:
             return line
     for cause in causes:
         if isinstance(cause, ConfigFieldMissingException):
-            return f"A required setting is missing: {_first_line(cause)}"
+            return missing_setting_message(cause)
     wrappers = (PipelineStepFailed, ResourceExtractionError)  # dlt's: they only say where the cause arose
     outermost = next((cause for cause in causes if not isinstance(cause, wrappers)), causes[-1])
     line, innermost = f"{type(outermost).__name__}: {_first_line(outermost)}", _first_line(causes[-1])
     return line if innermost in line else f"{line} ({innermost})"
+
+
+def missing_setting_message(missing: ConfigFieldMissingException) -> str:
+    """dlt's missing-setting error (a page long) in one line: what is missing and the variable that sets it."""
+    lines = [line.strip().replace("`", "") for line in str(missing).splitlines() if line.strip()]
+    what = "; ".join(line for line in lines[:2] if line.startswith(("Missing", "field"))) or lines[0]
+    tried = [key for key in ENV_KEY_TRIED.findall(str(missing)) if key.startswith(("DESTINATION__", "SOURCES__"))]
+    if not tried:
+        return f"A required setting is missing: {what}. Set it in .dlt/secrets.toml or the environment."
+    key = tried[0]
+    whole = key.split("__CREDENTIALS__")[0] + "__CREDENTIALS" if "__CREDENTIALS__" in key else key
+    parts = f" (or its parts, such as {key})" if whole != key else ""
+    return f"A required setting is missing: {what}. Set {whole}{parts}, or put it in .dlt/secrets.toml."
 
 
 def error_chain(error: BaseException) -> list[BaseException]:
@@ -65,31 +83,32 @@ def error_chain(error: BaseException) -> list[BaseException]:
     return chain
 
 
-def duckdb_lock_holder(message: str) -> Optional[str]:
-    """The process named by DuckDB's lock-conflict message ("python3 (PID 123): duckdb -ui"), or None."""
+def duckdb_lock_holder(message: str) -> str:
+    """Who holds the file, from DuckDB's message: "duckdb (PID 123): duckdb gong_audit.duckdb", as far as known."""
     found = DUCKDB_LOCK.search(message)
-    if not found:
-        return None
-    pid = found["pid"]
-    command = process_command_line(int(pid))
-    return f"{Path(found['program']).name} (PID {pid})" + (f": {command}" if command else "")
+    if not found or not found["pid"]:
+        return "a process DuckDB does not name"
+    command = process_command_line(int(found["pid"]))
+    return f"{Path(found['program']).name} (PID {found['pid']})" + (f": {command}" if command else "")
 
 
 def process_command_line(pid: int) -> Optional[str]:
-    """The command line of a process on this machine (Linux), shortened; None where it cannot be read."""
+    """The command line of a process on this machine (Linux), at most 4 words; any word that could carry a
+    secret (a URL with a password, key=value, a token) shows as `[hidden]`. None where it cannot be read."""
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return None
-    command = " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part)
-    return command[:120] + ("..." if len(command) > 120 else "") or None
+    words = [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+    shown = ["[hidden]" if MAY_HOLD_A_SECRET.search(word) else word[:60] for word in words[:4]]
+    return " ".join(shown + (["..."] if len(words) > 4 else [])) or None
 
 
 def _duckdb_locked(causes: list[BaseException]) -> Optional[str]:
     for cause in causes:
         found = DUCKDB_LOCK.search(str(cause))
         if found:
-            return duckdb_locked_message(found["file"], duckdb_lock_holder(str(cause)) or "unknown")
+            return duckdb_locked_message(found["file"], duckdb_lock_holder(str(cause)))
     return None
 
 
@@ -122,6 +141,11 @@ def _gong_unreachable(causes: list[BaseException]) -> Optional[str]:
     url = failure.request.url if failure.request is not None and failure.request.url else ""
     parts = urlsplit(str(url))
     host = f"{parts.scheme}://{parts.netloc}" if parts.netloc else "the configured base URL"
+    if isinstance(failure, requests.ReadTimeout):
+        return (
+            f"Gong at {host} accepted the connection but did not answer within runtime.request_timeout: Gong is "
+            f"slow or a proxy holds the request; raise runtime.request_timeout if it persists. {NOTHING_LOST}"
+        )
     return (
         f"Gong could not be reached at {host}: {_why_unreachable(failure, causes)}. Check sources.gong.base_url "
         f"(your API host, e.g. https://company-17.api.gong.io) and this machine's network. {NOTHING_LOST}"
@@ -135,7 +159,7 @@ def _why_unreachable(failure: BaseException, causes: list[BaseException]) -> str
     if isinstance(failure, requests.exceptions.SSLError):
         return "the TLS handshake failed (is the URL https on a host that speaks https, and is its certificate valid?)"
     if isinstance(failure, requests.Timeout):
-        return "the connection timed out (a firewall, or a wrong host; runtime.request_timeout sets the wait)"
+        return "the connection timed out (a firewall drops it, or a wrong host; runtime.request_timeout sets the wait)"
     if any(isinstance(cause, socket.gaierror) for cause in causes) or "resolve" in text.lower():
         return "the host name does not resolve (DNS)"
     if any(isinstance(cause, ConnectionRefusedError) for cause in causes) or "refused" in text.lower():

@@ -20,7 +20,7 @@ from dlt.common.schema import Schema
 from dlt.pipeline.pipeline import Pipeline
 
 from gong_source.demo import DEMO_PIPELINE_NAME, demo_database
-from gong_source.destinations import DUCKDB_FILE, destination_for, is_file_destination
+from gong_source.destinations import destination_for, duckdb_database, is_file_destination
 from gong_source.errors import GongError
 from gong_source.pii import EMAIL_MARKER, IP_MARKER, TOP_LEVEL_FIELDS, is_record_pii, replace_addresses
 from gong_source.run_summary import write_json
@@ -180,19 +180,19 @@ def report_fields(
 ) -> None:
     """`gong-logs fields`: profile what the pipeline loaded, and say what each view reads or lacks."""
     if demo:
-        database = demo_database()
-        chosen: Any = dlt.destinations.duckdb(str(database))
+        chosen: Any = dlt.destinations.duckdb(str(demo_database()))
         pipeline_name, dataset, pii_mode, mapping = DEMO_PIPELINE_NAME, PIPELINE_NAME, "keep", {}
     else:
-        database, chosen = Path.cwd() / DUCKDB_FILE, destination_for(destination)
+        chosen = destination_for(destination)
         pipeline_name, dataset = PIPELINE_NAME, dataset_name or PIPELINE_NAME
         pii_mode, mapping = str(dlt.config.get("sources.gong.pii") or "keep"), read_view_columns()
     pipeline = dlt.pipeline(pipeline_name=pipeline_name, destination=chosen, dataset_name=dataset)
-    default_file_missing = isinstance(chosen, dlt.destinations.duckdb) and not database.exists()
-    if not pipeline.default_schema_name and not default_file_missing:
+    database = duckdb_database(pipeline)  # the DuckDB file, wherever it is configured; None elsewhere
+    file_missing = database is not None and not database.exists()
+    if not pipeline.default_schema_name and not file_missing:
         pipeline.sync_destination()  # a fresh machine (an ephemeral worker): the schema is in the destination
     if not pipeline.default_schema_name:
-        where = f"{database.name} in {Path.cwd()}" if default_file_missing else f"dataset {dataset}"
+        where = f"{database.name} in {database.parent}" if database and file_missing else f"dataset {dataset}"
         raise GongError(
             f"Nothing loaded by pipeline {pipeline_name} was found ({where}). Run the job first, from this folder, "
             "or pass the --destination and --dataset-name it loads into."

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import math
 from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 import dlt
+from dlt.common.configuration.exceptions import ConfigurationException
+from dlt.common.destination.exceptions import UnknownDestinationModule
 from dlt.extract.source import DltSource
 from dlt.pipeline.pipeline import Pipeline
 
@@ -42,6 +45,10 @@ PIPELINE_NAME = "gong_logs"
 """The pipeline's name and its default dataset."""
 
 
+NOT_HELPED_BY_WAITING = (GongConfigError, GongAuthError, ConfigurationException, UnknownDestinationModule)
+"""Failures a retry meets again: configuration (ours or dlt's: a missing setting) and credentials Gong refused."""
+
+
 class AnotherRunInProgress(GongError):
     """The pipeline is already running in another process."""
 
@@ -53,6 +60,7 @@ def run_once(
     dataset_name: Optional[str] = None,
     view_columns: Optional[ViewColumns] = None,
     duckdb_lock_wait_seconds: Optional[float] = None,
+    start_over: bool = False,
     **source_options: Any,
 ) -> RunReport:
     """Load what is new, window after window, until every log type is complete or the run stops on purpose;
@@ -60,7 +68,8 @@ def run_once(
 
     `pipeline`: your own dlt pipeline (default: `gong_logs` into `destination`, dataset `gong_logs`; DuckDB
     in gong_audit.duckdb). `view_columns`: the tenant's view mapping (default: `sources.gong.view_columns`,
-    checked against the loaded tables before any request). `source_options`: arguments of `gong_source`
+    checked against the loaded tables before any request). `start_over`: drop the pipeline's local state
+    first, under the lock (the demo does when its database was deleted). `source_options`: arguments of `gong_source`
     (start_date, end_date, log_types, ...); what is not given comes from dlt config.
     """
     session = ReadSession(batch_loads=True)
@@ -76,6 +85,8 @@ def run_once(
             first_source = gong_source(session=session, **source_options)
         sources = _sources(first_source, lambda: gong_source(session=session, **source_options))
         with exclusive_run(pipeline):
+            if start_over:
+                pipeline = pipeline.drop()
             database = duckdb_database(pipeline)
             if database is not None:
                 wait_for_duckdb_file(database, _lock_wait(duckdb_lock_wait_seconds))
@@ -89,9 +100,7 @@ def run_once(
         report.status, report.error = "skipped", str(busy)
     except Exception as failure:
         report.status, report.error, report.exception = "failed", explain(failure), failure
-        report.retry_helps = not any(
-            isinstance(cause, GongConfigError | GongAuthError) for cause in error_chain(failure)
-        )
+        report.retry_helps = not any(isinstance(cause, NOT_HELPED_BY_WAITING) for cause in error_chain(failure))
     finally:
         if session.plan:
             session.plan.close()
@@ -197,7 +206,7 @@ def _lock_wait(configured: Optional[float]) -> float:
     try:
         seconds = float(value)
     except (TypeError, ValueError):
-        seconds = -1.0
-    if seconds < 0:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
         raise GongConfigError(f"sources.gong.duckdb_lock_wait_seconds must be a number of seconds >= 0, not {value!r}.")
     return seconds

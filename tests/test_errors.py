@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import Optional
 
 import pytest
 
@@ -30,11 +31,19 @@ def error_line(run: PipelineRun) -> str:
     return errors[0]
 
 
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A loopback port bound for the whole test but not listening: a connection to it is refused, and no other
+    test's server (pytest-xdist runs two at once) can take it meanwhile."""
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        yield int(bound.getsockname()[1])
+
+
+NO_PROXY_SETTINGS: dict[str, Optional[str]] = {
+    name: None for base in ("http_proxy", "https_proxy", "all_proxy", "no_proxy") for name in (base, base.upper())
+}
+"""Whatever proxy the machine running the tests has: requests reads both spellings, the lower case first."""
 
 
 @pytest.fixture
@@ -67,15 +76,16 @@ def test_a_duckdb_file_open_elsewhere_names_the_process_and_the_next_run_is_exac
 ) -> None:
     assert workspace.run("--start-date", START_DATE).returncode == 0
     sandbox.clock.advance(timedelta(hours=3))
+    requests_before = len(sandbox.stats.requests)
     with duckdb_file_held_open(workspace) as holder:
-        locked = workspace.run(env={"SOURCES__GONG__DUCKDB_LOCK_WAIT_SECONDS": "0"})
+        locked = workspace.run(env={"SOURCES__GONG__DUCKDB_LOCK_WAIT_SECONDS": "2"})
 
     line = error_line(locked)
-    assert "gong_audit.duckdb is open in another process: python" in line, line
-    assert f"(PID {holder.pid}): " in line and "import duckdb" in line, line  # the holder's command line
+    assert "gong_audit.duckdb is open in another process (waited 2 s): python" in line, line
+    # The holder's command line, its script hidden: a word with `=` may be a password.
+    assert f"(PID {holder.pid}): " in line and " -c [hidden]" in line and "duckdb.connect" not in line, line
     assert "sources.gong.duckdb_lock_wait_seconds" in line and "Nothing was lost" in line
-    assert len(sandbox.stats.requests) > 0
-    requests_before = len(sandbox.stats.requests)
+    assert len(sandbox.stats.requests) == requests_before  # it waited, then gave up before reading Gong
 
     again = workspace.run()
 
@@ -102,35 +112,36 @@ def test_a_run_waits_for_the_duckdb_file_and_goes_on_once_it_is_closed(
     assert workspace.event_times("user_call_play") == truth_event_times(sandbox, "UserCallPlay")
 
 
-@pytest.mark.parametrize(
-    "kind",
-    ["dns", "refused", "tls", "timeout", "proxy"],
-)
+@pytest.mark.parametrize("kind", ["dns", "refused", "tls", "timeout", "proxy"])
 def test_gong_unreachable_says_which_host_and_why_and_the_next_run_is_exact(
-    workspace: Workspace, sandbox: GongSandbox, silent_server: int, kind: str
+    workspace: Workspace, sandbox: GongSandbox, silent_server: int, closed_port: int, kind: str
 ) -> None:
     assert workspace.run("--start-date", START_DATE, "--log-types", "AccessLog").returncode == 0
     sandbox.clock.advance(timedelta(hours=3))
     port = int(sandbox.url.rsplit(":", 1)[1].split("/")[0])
-    cases = {
-        "dns": ("https://gong-logs-test.invalid", {}, "gong-logs-test.invalid: the host name does not resolve (DNS)"),
-        "refused": (f"http://127.0.0.1:{closed_port()}", {}, "the connection was refused"),
+    unreachable = "ERROR: Gong could not be reached at "
+    cases: dict[str, tuple[str, dict[str, Optional[str]], str]] = {
+        "dns": ("https://gong-logs-test.invalid", {}, f"{unreachable}https://gong-logs-test.invalid: the host name "
+                "does not resolve (DNS). Check sources.gong.base_url"),
+        "refused": (f"http://127.0.0.1:{closed_port}", {}, f"{unreachable}http://127.0.0.1:{closed_port}: the "
+                    "connection was refused"),
         "tls": (f"https://127.0.0.1:{port}", {}, "the TLS handshake failed"),  # the sandbox speaks plain http
-        "timeout": (f"http://127.0.0.1:{silent_server}", {"RUNTIME__REQUEST_TIMEOUT": "1"}, "timed out"),
+        "timeout": (f"http://127.0.0.1:{silent_server}", {"RUNTIME__REQUEST_TIMEOUT": "1"}, "ERROR: Gong at "
+                    f"http://127.0.0.1:{silent_server} accepted the connection but did not answer within "
+                    "runtime.request_timeout"),
         "proxy": (
             "https://company-17.api.gong.io",
-            {"HTTPS_PROXY": f"http://127.0.0.1:{closed_port()}", "NO_PROXY": ""},
-            "https://company-17.api.gong.io: the proxy refused or failed the connection",
+            {"HTTPS_PROXY": f"http://127.0.0.1:{closed_port}", "https_proxy": f"http://127.0.0.1:{closed_port}"},
+            f"{unreachable}https://company-17.api.gong.io: the proxy refused or failed the connection",
         ),
-    }
-    base_url, env, why = cases[kind]
-    settings = {"SOURCES__GONG__BASE_URL": base_url, "RUNTIME__REQUEST_MAX_ATTEMPTS": "2", **env}
+    }  # fmt: skip
+    base_url, env, expected = cases[kind]
+    settings = {**NO_PROXY_SETTINGS, "SOURCES__GONG__BASE_URL": base_url, "RUNTIME__REQUEST_MAX_ATTEMPTS": "2", **env}
 
-    unreachable = workspace.run("--log-types", "AccessLog", env=settings)
+    failed = workspace.run("--log-types", "AccessLog", env=settings)
 
-    line = error_line(unreachable)
-    assert line.startswith("ERROR: Gong could not be reached at "), line
-    assert why in line and "Check sources.gong.base_url" in line, line
+    line = error_line(failed)
+    assert expected in line and "Nothing was lost" in line, line
     again = workspace.run("--log-types", "AccessLog")
     assert again.returncode == 0, again.output[-3000:]
     assert workspace.event_times("access_log") == truth_event_times(sandbox, "AccessLog")
@@ -148,10 +159,10 @@ def test_a_misspelt_destination_is_said_first_with_the_closest_name(workspace: W
 
 
 def test_a_destination_that_refuses_connections_fails_before_reading_gong_and_the_next_run_is_exact(
-    workspace: Workspace, sandbox: GongSandbox, postgres_url: str
+    workspace: Workspace, sandbox: GongSandbox, postgres_url: str, closed_port: int
 ) -> None:
     target = PostgresTarget(postgres_url)
-    down = re.sub(r":\d+/", f":{closed_port()}/", postgres_url)
+    down = re.sub(r":\d+/", f":{closed_port}/", postgres_url)
 
     refused = workspace.run("--start-date", START_DATE, *target.args, env={"DESTINATION__POSTGRES__CREDENTIALS": down})
 
@@ -162,3 +173,14 @@ def test_a_destination_that_refuses_connections_fails_before_reading_gong_and_th
     again = workspace.run("--start-date", START_DATE, *target.args, env=target.env)
     assert again.returncode == 0, again.output[-3000:]
     assert_equal_to_truth(target, workspace, sandbox)
+
+
+def test_a_missing_destination_setting_names_the_variable_in_one_line(
+    workspace: Workspace, sandbox: GongSandbox
+) -> None:
+    missing = workspace.run("--destination", "postgres", env={"DESTINATION__POSTGRES__CREDENTIALS": None})
+
+    line = error_line(missing)
+    assert "A required setting is missing: Missing 1 field(s) in configuration PostgresClientConfiguration" in line
+    assert "Set DESTINATION__POSTGRES__CREDENTIALS (or its parts, such as DESTINATION__POSTGRES__CREDENTIALS__" in line
+    assert sandbox.stats.requests == []

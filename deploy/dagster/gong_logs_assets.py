@@ -13,7 +13,15 @@ views. The source is configured the dlt way (.dlt/secrets.toml or SOURCES__GONG_
 from typing import Any
 
 import dlt
-from dagster import AssetExecutionContext, AssetsDefinition, Definitions, MaterializeResult, asset, definitions
+from dagster import (
+    AssetExecutionContext,
+    AssetsDefinition,
+    Definitions,
+    Failure,
+    MaterializeResult,
+    asset,
+    definitions,
+)
 from dlt.pipeline.pipeline import Pipeline
 
 from gong_source import run_once
@@ -29,6 +37,8 @@ def gong_log_assets(pipeline: Pipeline, **source_options: Any) -> AssetsDefiniti
         for line in summary_lines(report) + message_lines(report):
             context.log.info(line)
         report.raise_for_failure()
+        if report.status == "skipped":  # another run of the pipeline holds its lock: nothing was loaded
+            raise Failure(description=report.error, allow_retries=True)
         return MaterializeResult(
             metadata={
                 "status": report.status,  # "stopped": progress saved, the next materialization continues
