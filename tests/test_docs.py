@@ -24,6 +24,7 @@ from dlt.normalize.configuration import NormalizeConfiguration
 
 from gong_source.config import GongCredentials
 from gong_source.source import gong_source
+from gong_source.views import concepts_of_table
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 README = PROJECT_ROOT / "README.md"
@@ -162,6 +163,12 @@ def known_source_key(key: str) -> bool:
         return True
     parts = key.split(".")
     if parts[0] == "view_columns" and len(parts) <= 3:
+        # A named table and view column must be ones the views read (what read_view_columns accepts).
+        table = parts[1] if len(parts) > 1 else "<table>"
+        column = parts[2] if len(parts) > 2 else "<column>"
+        concepts = concepts_of_table(table) if not table.startswith("<") else None
+        if concepts is not None and (not concepts or not (column.startswith("<") or column in concepts)):
+            return False
         return "view_columns.<table>.<column>" in known
     return parts[0] == "resources" and len(parts) == 3 and f"resources.<table>.{parts[2]}" in known
 
@@ -323,6 +330,8 @@ def test_checkers_catch_bad_snippets() -> None:
     assert "closest: sources.gong.max_requests_per_run" in keys[0]
     assert "SOURCES__GONG__PII_SALTT" in keys[1] and "closest: sources.gong.pii_salt" in keys[1]
     assert "closest: runtime.request_timeout" in keys[2]
+    misnamed = "`sources.gong.view_columns.user_call_plays.call_id`, `sources.gong.view_columns.access_log.call_idd`"
+    assert len(check_keys(page, misnamed)) == 2  # a table no view reads; a view column that table has not
     good = "`sources.gong.view_columns.user_call_play.call_id`, `SOURCES__GONG__CREDENTIALS__ACCESS_TOKEN`"
     assert check_keys(page, good + ", `DESTINATION__DUCKDB__CREDENTIALS`") == []
 
