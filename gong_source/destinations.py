@@ -3,11 +3,10 @@ file and its lock, and how each kind of destination is written (parquet, Delta t
 
 from __future__ import annotations
 
-import difflib
 import logging
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import dlt
 import duckdb
@@ -16,7 +15,7 @@ from dlt.common.destination.exceptions import UnknownDestinationModule
 from dlt.pipeline.pipeline import Pipeline
 
 from gong_source.errors import GongConfigError, GongError
-from gong_source.explain import DUCKDB_LOCK, duckdb_lock_holder, duckdb_locked_message
+from gong_source.explain import DUCKDB_LOCK, duckdb_lock_holder, duckdb_locked_message, unknown_destination_message
 
 logger = logging.getLogger("gong_source")
 
@@ -48,17 +47,6 @@ def destination_for(name: Optional[str]) -> Destination[Any, Any]:
     if destination is None:
         raise GongConfigError(unknown_destination_message(name))
     return destination
-
-
-def unknown_destination_message(name: str) -> str:
-    """dlt does not know this destination: say so in one line, with the closest standard name."""
-    known = sorted(set(dlt.destinations.__all__) - {"destination"})
-    closest = difflib.get_close_matches(name.lower(), known, n=1, cutoff=0.6)
-    suggestion = f" Did you mean {closest[0]}?" if closest else f" Known: {', '.join(known)}."
-    return (
-        f"dlt does not know the destination {name!r}.{suggestion} Install its extra too (e.g. pip install "
-        "'dlt[postgres]'); a named destination needs destination.<name>.destination_type."
-    )
 
 
 def is_file_destination(pipeline: Pipeline) -> bool:
@@ -101,7 +89,7 @@ def duckdb_database(pipeline: Pipeline) -> Optional[Path]:
     return Path(database) if isinstance(database, str) and database != ":memory:" else None
 
 
-def wait_for_duckdb_file(database: Path, wait_seconds: float, sleep: Callable[[float], None] = time.sleep) -> None:
+def wait_for_duckdb_file(database: Path, wait_seconds: float) -> None:
     """Wait (at most `wait_seconds`) until no other process holds the DuckDB file; then raise what to do.
 
     DuckDB lets one process open a file for writing; a run that met the lock mid-load would fail after reading.
@@ -126,4 +114,4 @@ def wait_for_duckdb_file(database: Path, wait_seconds: float, sleep: Callable[[f
                     database, holder, wait_seconds,
                 )  # fmt: skip
                 announced = True
-            sleep(min(LOCK_POLL_SECONDS, wait_seconds - waited))
+            time.sleep(min(LOCK_POLL_SECONDS, wait_seconds - waited))

@@ -6,12 +6,14 @@ its outer message starts with generic advice; the line we print is built from th
 
 from __future__ import annotations
 
+import difflib
 import re
 import socket
 from pathlib import Path
 from typing import Optional
 from urllib.parse import urlsplit
 
+import dlt
 import requests
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.destination.exceptions import UnknownDestinationModule
@@ -125,10 +127,19 @@ def duckdb_locked_message(database: str, holder: str, waited_seconds: float = 0)
 def _unknown_destination(causes: list[BaseException]) -> Optional[str]:
     for cause in causes:
         if isinstance(cause, UnknownDestinationModule):
-            from gong_source.destinations import unknown_destination_message  # avoids a cycle at import
-
             return unknown_destination_message(str(cause.ref))
     return None
+
+
+def unknown_destination_message(name: str) -> str:
+    """dlt does not know this destination: say so in one line, with the closest standard name."""
+    known = sorted(set(dlt.destinations.__all__) - {"destination"})
+    closest = difflib.get_close_matches(name.lower(), known, n=1, cutoff=0.6)
+    suggestion = f" Did you mean {closest[0]}?" if closest else f" Known: {', '.join(known)}."
+    return (
+        f"dlt does not know the destination {name!r}.{suggestion} Install its extra too (e.g. pip install "
+        "'dlt[postgres]'); a named destination needs destination.<name>.destination_type."
+    )
 
 
 def _gong_unreachable(causes: list[BaseException]) -> Optional[str]:

@@ -156,7 +156,6 @@ def _load(pipeline: Pipeline, sources: Iterator[DltSource], session: ReadSession
         sent_before = session.plan.governor.total_sent if session.plan else 0
         run_into(pipeline, source)
         report.loads += 1
-        session.loads = report.loads
         normalize_info = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None
         rows.update(normalize_info.row_counts if normalize_info else {})
         report.rows_per_table = dict(rows)

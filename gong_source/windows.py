@@ -56,13 +56,6 @@ class ReadSession:
     batch_loads: bool = False
     """True in the job, which loads in a loop: each load then ends after `load_interval` of reading."""
     plan: Optional[ReadPlan] = None
-    loads: int = 0
-
-    def count_requests(self) -> None:
-        """Copy each log type's request count from the governor into the report."""
-        governor = self.plan.governor if self.plan else None
-        for type_report in self.report.log_types.values():
-            type_report.requests = governor.sent.get(type_report.log_type, 0) if governor else 0
 
 
 @dataclass
