@@ -9,9 +9,12 @@ resolves them against the loaded schema.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Final, Optional, Union
+from typing import TYPE_CHECKING, Callable, Final, Optional, Union
 
 from gong_source.settings import LOG_TYPES
+
+if TYPE_CHECKING:
+    from gong_source.views import SqlDialect  # the views write the SQL; the catalog only names what it reads
 
 NUMBER_TYPES: Final = frozenset({"bigint", "double", "decimal", "wei"})
 VALUE_TYPES: Final = frozenset({"text", "bigint", "double", "decimal", "wei"})
@@ -196,7 +199,8 @@ class AuditView:
     where_not_null: Optional[str] = None
     """Alias of a column whose NULL rows are left out (e.g. only impersonated actions)."""
     children: tuple[ChildTable, ...] = ()
-    wrap: Callable[[str], str] = lambda union: union
+    wrap: Callable[[str, SqlDialect], str] = lambda union, sql: union
+    """The view's SQL around the union of its tables' SELECTs (a grouping), in the destination's dialect."""
 
 
 ALL_TABLES: Final = tuple((log_type.table_name, log_type.name) for log_type in LOG_TYPES)
@@ -204,11 +208,11 @@ CHANGES_PATH: Final = ("log_record", "table_changes")
 ROWS_PATH: Final = (*CHANGES_PATH, "row_changes")
 
 
-def _per_player_session(union: str) -> str:
+def _per_player_session(union: str, sql: SqlDialect) -> str:
     # A segment without a player session (a tenant without one) is a play of its own: grouped by its entry key.
     return (
         "SELECT min(event_time) AS event_time, call_id, user_id, user_email_address, "
-        "sum(played_seconds) AS played_seconds, player_session_id, count(*) AS segments, "
+        f"{sql.to_milliseconds('sum(played_seconds)')} AS played_seconds, player_session_id, count(*) AS segments, "
         "max(play_speed) AS play_speed, max(device) AS device, max(event_time) AS last_event_time "
         f"FROM ({union}) AS plays "
         "GROUP BY COALESCE(player_session_id, entry_key), call_id, user_id, user_email_address, player_session_id"
@@ -269,7 +273,7 @@ AUDIT_VIEWS: Final[tuple[AuditView, ...]] = (
             _optional(REQUEST_PATH),
             _optional(HTTP_STATUS),
         ),
-        wrap=lambda union: (
+        wrap=lambda union, sql: (
             "SELECT ip, action, count(*) AS events, min(event_time) AS first_seen, max(event_time) AS last_seen, "
             f"method, path, status FROM ({union}) AS access GROUP BY ip, action, method, path, status"
         ),
@@ -280,7 +284,7 @@ AUDIT_VIEWS: Final[tuple[AuditView, ...]] = (
         ALL_TABLES,
         (_required(EVENT_TIME), _required(USER_EMAIL, "user_email_address")),
         label_alias="log_type",
-        wrap=lambda union: (
+        wrap=lambda union, sql: (
             "SELECT CAST(event_time AS DATE) AS day, user_email_address, log_type, count(*) AS events "
             f"FROM ({union}) AS activity GROUP BY CAST(event_time AS DATE), user_email_address, log_type"
         ),

@@ -456,6 +456,11 @@ class SqlDialect:
             return f"TRIM(SUBSTR({expression}, 1, INSTR({expression} || ',', ',') - 1))"
         return f"TRIM(SPLIT_PART({expression}, ',', 1))"
 
+    def to_milliseconds(self, seconds: str) -> str:
+        """A number of seconds rounded to the millisecond, still a double: `end - start` of two floats, or their
+        sum, would otherwise show float noise such as 514.5999999999999 (DECIMAL rounds in every dialect)."""
+        return f"CAST(CAST({seconds} AS DECIMAL(18, 3)) AS {self.type_name('double')})"
+
     def joined(self, expression: str, order_by: str) -> str:
         """The values of a group joined with ', ', in `order_by` order."""
         if self.name == "tsql":
@@ -488,7 +493,7 @@ def _value_sql(found: ResolvedColumn, concept: Concept, sql: SqlDialect, qualifi
 
     candidate = found.candidate
     if isinstance(candidate, Difference):
-        return f"{read(candidate.minuend)} - {read(candidate.subtrahend)}"
+        return sql.to_milliseconds(f"{read(candidate.minuend)} - {read(candidate.subtrahend)}")
     if isinstance(candidate, Pair):
         return f"{read(candidate.first)} || '=' || COALESCE({read(candidate.second)}, '')"
     expression = read(candidate)
@@ -550,7 +555,7 @@ def view_sql(outcome: ViewOutcome, sql: SqlDialect) -> str:
             assert found is not None
             where = f" WHERE {_value_sql(found, columns_of[view.where_not_null].concept, sql)} IS NOT NULL"
         selects.append(f"SELECT {', '.join(columns)} {_from_sql(view, part, sql)}{where}")
-    return view.wrap(" UNION ALL ".join(selects))
+    return view.wrap(" UNION ALL ".join(selects), sql)
 
 
 def create_audit_views(pipeline: Pipeline, mapping: Optional[ViewColumns] = None) -> list[ViewOutcome]:
