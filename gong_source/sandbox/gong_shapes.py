@@ -138,7 +138,9 @@ def user_activity_log(index: int, rand: int, email: str, moment: datetime, late:
             for column_number in range(0 if row_rand % 9 == 0 else 1 + (row_rand >> 3) % 3):
                 variant = (row_rand >> (5 + 3 * column_number)) % 5
                 old_value: Any = [None, f"value-{index % 7}", index % 100, bool(index % 2), email][variant]
-                new_value = [f"v{index}", f"value-{index % 5}", str(index % 90), "true", email.upper()][variant]
+                # An UPDATE changes its value (an e-mail only in case, as a normalizing admin would).
+                flipped, next_value = ("false" if index % 2 else "true"), f"value-{(index + 1) % 7}"
+                new_value = [f"v{index}", next_value, str(index % 100 + 1), flipped, email.upper()][variant]
                 columns.append(
                     {
                         "newValue": new_value,
