@@ -11,7 +11,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Union
 
 from gong_source.sandbox import gong_shapes
 from gong_source.settings import LOG_TYPES
@@ -85,16 +85,20 @@ class SyntheticLogs:
     """The sandbox's whole history of logs, per type, from `epoch` on (optionally capped per type).
 
     `new_fields_from`: entries at or after this time carry fields that earlier ones lack.
-    `late_every`/`late_delay`: every `late_every`-th entry is written late, becoming visible only
-    `late_delay` after its eventTime (as Gong writes some entries minutes after the event).
+    `late_every`/`late_delay`: every `late_every`-th entry (per type, if a dict) is written late, becoming
+    visible only `late_delay` after its eventTime (as Gong writes some entries minutes after the event); with
+    `late_delay_max`, each late entry has its own delay between the two. `late_entries` names late entries
+    one by one: `{"AccessLog": {index: delay}}`.
     """
 
     epoch: datetime = DEFAULT_EPOCH
     intervals_seconds: dict[str, Optional[float]] = field(default_factory=lambda: dict(DEFAULT_INTERVALS_SECONDS))
     max_entries_per_type: Optional[int] = None
     new_fields_from: Optional[datetime] = None
-    late_every: Optional[int] = None
+    late_every: Union[int, dict[str, int], None] = None
     late_delay: timedelta = timedelta(minutes=10)
+    late_delay_max: Optional[timedelta] = None
+    late_entries: dict[str, dict[int, timedelta]] = field(default_factory=dict)
     seed: int = 7
     adversarial: bool = False
     """Also hide addresses where only a pattern finds them: request headers (`X-Forwarded-For: v4, v6`),
@@ -161,19 +165,53 @@ class SyntheticLogs:
 
         return len(indices) + below(indices.stop) - below(indices.start)
 
+    def _late_every(self, log_type: str) -> Optional[int]:
+        if isinstance(self.late_every, dict):
+            return self.late_every.get(log_type)
+        return self.late_every
+
+    @property
+    def max_delay(self) -> timedelta:
+        """The longest delay of any late entry: entries older than this are all written."""
+        delays = [delay for late in self.late_entries.values() for delay in late.values()]
+        if self.late_every:
+            delays.append(max(self.late_delay, self.late_delay_max or self.late_delay))
+        return max(delays, default=timedelta(0))
+
+    def delay_of(self, log_type: str, index: int) -> Optional[timedelta]:
+        """How long after its eventTime entry `index` is written, if it is a late one (None: on time)."""
+        named = self.late_entries.get(log_type, {}).get(index)
+        if named is not None:
+            return named
+        every = self._late_every(log_type)
+        if not every or index % every != (DUPLICATE_PHASE - 1) % every:
+            return None
+        if self.late_delay_max is None or self.late_delay_max <= self.late_delay:
+            return self.late_delay
+        spread_ms = int((self.late_delay_max - self.late_delay).total_seconds() * 1000)
+        own = mix(self.seed, self._type_ids[log_type], index, 5) % (spread_ms + 1)
+        return self.late_delay + timedelta(milliseconds=own)
+
     def is_hidden(self, log_type: str, index: int, now: datetime) -> bool:
         """Whether entry `index` is a late one that Gong has not written yet at `now`."""
-        if not self.late_every or index % self.late_every != DUPLICATE_PHASE - 1:
+        delay = self.delay_of(log_type, index)
+        if delay is None:
             return False
-        visible_at_ms = self.time_ms(log_type, index) + int(self.late_delay.total_seconds() * 1000)
+        visible_at_ms = self.time_ms(log_type, index) + int(delay.total_seconds() * 1000)
         return visible_at_ms > int(now.timestamp() * 1000)
 
     def hidden_count(self, log_type: str, indices: range, now: datetime) -> int:
-        """Entries of `indices` not written yet at `now`; only the last `late_delay` can hold any."""
-        if not self.late_every or not indices:
+        """Entries of `indices` not written yet at `now`; only the last `max_delay` can hold any."""
+        if not indices or not (self._late_every(log_type) or self.late_entries.get(log_type)):
             return 0
-        recent = self.index_range(log_type, now - self.late_delay, datetime.max.replace(tzinfo=timezone.utc))
-        candidates = range(max(indices.start, recent.start), min(indices.stop, recent.stop))
+        recent = self.index_range(log_type, now - self.max_delay, datetime.max.replace(tzinfo=timezone.utc))
+        low, high = max(indices.start, recent.start), min(indices.stop, recent.stop)
+        candidates: set[int] = {i for i in self.late_entries.get(log_type, {}) if low <= i < high}
+        every = self._late_every(log_type)
+        if every:
+            phase = (DUPLICATE_PHASE - 1) % every
+            first = low + (phase - low) % every
+            candidates.update(range(first, high, every))
         return sum(self.copies(i) for i in candidates if self.is_hidden(log_type, i, now))
 
     def entries(self, log_type: str, start: datetime, end: datetime, now: datetime) -> Iterator[dict[str, Any]]:

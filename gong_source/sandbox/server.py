@@ -6,6 +6,7 @@ other parameters, inclusive `fromDateTime` and exclusive `toDateTime`, and optio
 3 calls/s limit (a token bucket) with 429 and `Retry-After: 1`, shared with a `Neighbour` (another
 integration of the company) if one is given, and a daily quota: after `daily_quota` calls in a
 "day", 429 with `Retry-After: 3600` until the test calls `next_day()`. Faults can be queued for tests.
+Pages come in eventTime order, or (`page_order="shuffled"`) in an order of the query's own: Gong documents none.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ class Fault:
     delay: float = 0.0
     gate: Optional[threading.Event] = None
     """With action "gate": hold the real answer until the test sets this event (at most 60 s)."""
+    matches: Optional[Callable[[dict[str, str]], bool]] = None
+    """Serve only to requests whose query parameters this accepts (e.g. one window's `fromDateTime`)."""
 
 
 @dataclass
@@ -86,6 +89,8 @@ class Reply:
     cut_at: Optional[int] = None
     delay: float = 0.0
 
+
+PAGE_ORDERS = ("time", "shuffled")
 
 QUOTA_RETRY_AFTER = "3600"
 """Retry-After of a 429 once the day's quota is spent: longer than any wait a run should sit out."""
@@ -188,7 +193,13 @@ class GongSandbox:
         entry_cache_size: int = 100_000,
         daily_quota: Optional[int] = None,
         neighbour: Optional[Neighbour] = None,
+        page_order: str = "time",
     ) -> None:
+        if page_order not in PAGE_ORDERS:
+            raise ValueError(f"page_order must be one of {', '.join(PAGE_ORDERS)}, not {page_order!r}")
+        self.page_order = page_order
+        """"time": entries in eventTime order, as Gong appears to serve them; "shuffled": a query's entries in
+        an order of their own (fixed per query), since Gong documents no order and the job must not rely on one."""
         self.logs = logs or SyntheticLogs()
         self.clock = clock or SandboxClock()
         self.access_key = access_key
@@ -330,8 +341,10 @@ class GongSandbox:
 
     def _take_fault(self, params: dict[str, str]) -> Optional[Fault]:
         for fault in self._faults:
-            if fault.log_type in (None, params.get("logType")) and (
-                "cursor" in params or not fault.follow_up_pages_only
+            if (
+                fault.log_type in (None, params.get("logType"))
+                and ("cursor" in params or not fault.follow_up_pages_only)
+                and (fault.matches is None or fault.matches(params))
             ):
                 fault.times -= 1
                 if fault.times <= 0:
@@ -379,7 +392,28 @@ class GongSandbox:
         total = self.logs.count(indices) - self.logs.hidden_count(log_type, indices, now)
         if total == 0:
             return _error(404, request_id, NO_RECORDS_MESSAGE)
-        index, copy, page_number = position or (indices.start, 0, 0)
+        page_number = position[2] if position else 0
+        if self.page_order == "shuffled":
+            entries, following = self._shuffled_page(log_type, params, indices, now, position)
+        else:
+            entries, following = self._page_in_time_order(log_type, indices, now, position)
+        records: dict[str, Any] = {
+            "totalRecords": total,
+            "currentPageSize": len(entries),
+            "currentPageNumber": page_number,
+        }
+        if following is not None:
+            records["cursor"] = self._make_cursor(params, *following, page_number + 1)
+        # The JSON of {"requestId", "records", "logEntries"}, assembled from the entries' cached JSON.
+        head = json.dumps({"requestId": request_id, "records": records})[:-1].encode()
+        return 200, {"Content-Type": "application/json"}, head + b', "logEntries": [' + b", ".join(entries) + b"]}"
+
+    def _page_in_time_order(
+        self, log_type: str, indices: range, now: datetime, position: Optional[tuple[int, int, int]]
+    ) -> tuple[list[bytes], Optional[tuple[int, int]]]:
+        """A page of entries in eventTime order, from the cursor's (index, copy) on, and where the next page
+        starts (None: this is the last)."""
+        index, copy, _ = position or (indices.start, 0, 0)
         entries: list[bytes] = []
         while index < indices.stop and len(entries) < PAGE_SIZE:
             if self.logs.is_hidden(log_type, index, now):
@@ -392,16 +426,29 @@ class GongSandbox:
                 copy += 1
             if copy >= copies:
                 index, copy = index + 1, 0
-        records: dict[str, Any] = {
-            "totalRecords": total,
-            "currentPageSize": len(entries),
-            "currentPageNumber": page_number,
-        }
-        if index < indices.stop:
-            records["cursor"] = self._make_cursor(params, index, copy, page_number + 1)
-        # The JSON of {"requestId", "records", "logEntries"}, assembled from the entries' cached JSON.
-        head = json.dumps({"requestId": request_id, "records": records})[:-1].encode()
-        return 200, {"Content-Type": "application/json"}, head + b', "logEntries": [' + b", ".join(entries) + b"]}"
+        return entries, ((index, copy) if index < indices.stop else None)
+
+    def _shuffled_page(
+        self,
+        log_type: str,
+        params: dict[str, str],
+        indices: range,
+        now: datetime,
+        position: Optional[tuple[int, int, int]],
+    ) -> tuple[list[bytes], Optional[tuple[int, int]]]:
+        """A page of the query's entries in an order of their own: the same for every page of the query, and
+        unrelated to time. The cursor holds the offset in that order."""
+        served = [
+            index
+            for index in indices
+            if not self.logs.is_hidden(log_type, index, now)
+            for _ in range(self.logs.copies(index))
+        ]
+        random.Random(self._binding(params)).shuffle(served)
+        offset = position[0] if position else 0
+        page = served[offset : offset + PAGE_SIZE]
+        end = offset + len(page)
+        return [self._entry_json(log_type, index) for index in page], ((end, 0) if end < len(served) else None)
 
     def _entry_json(self, log_type: str, index: int) -> bytes:
         """Entry `index` as JSON bytes, built once: entries are pure functions of (type, index)."""
