@@ -89,7 +89,10 @@ class BudgetPlanner:
     def __init__(self, governor: RequestGovernor, max_requests: Optional[int], log_types: Sequence[str]) -> None:
         self._governor = governor
         self.max_requests = max_requests
-        """`max_requests_per_run`, the hard limit the governor enforces (None: unlimited)."""
+        """`max_requests_per_run` (or what the day's ceiling leaves, if lower): the hard limit the governor
+        enforces (None: unlimited)."""
+        self.limit_source: Optional[str] = None
+        """What set `max_requests` when it is not `max_requests_per_run` (the day's ceiling)."""
         self.log_types = list(log_types)
         self.learned: Optional[LearnedQuota] = None
         self.budget: Optional[int] = None
@@ -254,7 +257,7 @@ class BudgetPlanner:
         if self.learned is not None and (self.max_requests is None or self.learned.calls < self.max_requests):
             how = "answered before a quota 429" if self.learned.source == "quota_429" else "answered in a run"
             return f"Gong's daily quota as learned on {self.learned.learned_at[:16]} ({self.learned.calls} calls {how})"
-        return f"sources.gong.max_requests_per_run = {self.max_requests}"
+        return self.limit_source or f"sources.gong.max_requests_per_run = {self.max_requests}"
 
     def _log_plan_if_known(self) -> None:
         if self._plan_logged or any(need is None for need in self.needs.values()):

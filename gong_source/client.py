@@ -160,6 +160,7 @@ class GongLogsClient:
                     f"longer than sources.gong.max_retry_after_seconds={self._max_retry_after:.0f}: the daily "
                     "quota is probably spent"
                 )
+                self._governor.quota_refused(wait)
                 self._governor.stop(reason, quota=True)
                 raise StoppedEarly(reason)
         check_logs_response(response, *args, **kwargs)

@@ -15,6 +15,10 @@ class GongConfigError(GongError):
     """Configuration or command-line input is invalid; raised before any request is made."""
 
 
+class StateLayoutError(GongConfigError):
+    """The pipeline's saved state was written by a newer version of gong-logs."""
+
+
 class GongApiError(GongError, HTTPError):
     """Gong (or whatever answers at `base_url`) returned something the connector cannot use.
 

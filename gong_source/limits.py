@@ -45,7 +45,16 @@ class RequestGovernor:
         self.retry_after_seconds = 0.0
         """Wall-clock seconds every request was held back for a 429's Retry-After."""
         self.quota_stopped = False
+        self.quota_resets_in: Optional[float] = None
+        """A quota 429's Retry-After, in seconds from `quota_refused_at` (monotonic): when Gong's day turns."""
+        self.quota_refused_at: Optional[float] = None
         self.stop_reason: Optional[str] = None
+        self.budget_spent_reason = (
+            f"the run's request budget of {max_requests} (sources.gong.max_requests_per_run) is spent"
+        )
+        """What the stop says once `max_requests` are sent (`limit_to` may name another limit)."""
+        self.on_sent: list[Callable[[int], None]] = []
+        """Called with the run's total after each request is granted (the daily ledger's local file)."""
 
     @property
     def total_sent(self) -> int:
@@ -57,6 +66,21 @@ class RequestGovernor:
     def remaining(self) -> Optional[int]:
         """Requests left in this run's budget (None: unlimited)."""
         return None if self.max_requests is None else max(0, self.max_requests - self.total_sent)
+
+    def limit_to(self, max_requests: int, reason: str) -> bool:
+        """Lower the run's hard budget (e.g. to what the day's ceiling leaves); `reason` is what the stop then
+        says. Returns whether it lowered it."""
+        with self._lock:
+            if self.max_requests is not None and max_requests >= self.max_requests:
+                return False
+            self.max_requests = max(0, max_requests)
+            self.budget_spent_reason = reason
+            return True
+
+    def quota_refused(self, retry_after: float) -> None:
+        """Remember when a quota 429 said Gong's quota comes back."""
+        with self._lock:
+            self.quota_refused_at, self.quota_resets_in = time.monotonic(), retry_after
 
     def stop(self, reason: str, quota: bool = False) -> None:
         """Make every later request of every resource stop the run cleanly (`quota`: Gong's daily quota)."""
@@ -101,13 +125,14 @@ class RequestGovernor:
         with self._lock:
             spent = self.max_requests is not None and sum(self.sent.values()) >= self.max_requests
             if self.stop_reason is None and spent:
-                self.stop_reason = (
-                    f"the run's request budget of {self.max_requests} (sources.gong.max_requests_per_run) is spent"
-                )
+                self.stop_reason = self.budget_spent_reason
             if self.stop_reason is not None:
                 raise StoppedEarly(self.stop_reason)
             self.sent[log_type] += 1
+            total = sum(self.sent.values())
             send_at = self._schedule(time.monotonic())
+        for callback in self.on_sent:
+            callback(total)
         while True:
             now = time.monotonic()
             if send_at > now:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Optional
@@ -39,6 +40,22 @@ class LogTypeReport:
     committed_entries: int = 0
     committed_requests: int = 0
     """Requests of the windows this run completed (their rows and progress are loaded together)."""
+    requests_count_checks: int = 0
+    """Calls that counted a final hour (or a half of one) with Gong."""
+    requests_rereads: int = 0
+    """Calls that re-read the parts of final hours whose counts differed."""
+    late_entries: int = 0
+    """Entries the re-reads found that had not been loaded: Gong wrote them after the run that read their hour."""
+    hour_outcomes: Counter[str] = field(default_factory=Counter)
+    """Hours put in the coverage record by this run, per outcome."""
+    hours_count_checked: int = 0
+    upgraded_from: Optional[datetime] = None
+    """Progress of a state written by an earlier version (layout 1): this run re-read its last hour(s) once."""
+
+    @property
+    def requests_new_entries(self) -> int:
+        """Calls spent on what was new (including a window's first page given up to resize it)."""
+        return max(0, self.requests - self.requests_count_checks - self.requests_rereads)
 
     @property
     def stopped_by_budget_share(self) -> bool:
@@ -73,6 +90,18 @@ class LogTypeReport:
             "committed_windows": self.committed_windows,
             "committed_entries": self.committed_entries,
             "committed_requests": self.committed_requests,
+            "requests_by_purpose": {
+                "new_entries": self.requests_new_entries,
+                "count_checks": self.requests_count_checks,
+                "re_reads": self.requests_rereads,
+            },
+            "late_entries_found": self.late_entries,
+            "coverage": {
+                "hours_recorded": sum(self.hour_outcomes.values()),
+                "hours_count_checked": self.hours_count_checked,
+                "outcomes": dict(self.hour_outcomes),
+            },
+            "state_upgraded_from": _iso(self.upgraded_from),
         }
 
 
@@ -141,6 +170,20 @@ class RunReport:
             report.committed_windows += 1
             report.committed_entries += entries
             report.committed_requests += requests
+
+    def record_coverage(self, report: LogTypeReport, outcomes: list[str]) -> None:
+        """Hours put in the coverage record."""
+        with self._lock:
+            report.hour_outcomes.update(outcomes)
+
+    def record_check(self, report: LogTypeReport, count_calls: int, reread_calls: int, late: int, outcome: str) -> None:
+        """A final hour was counted with Gong (and re-read where it differed)."""
+        with self._lock:
+            report.requests_count_checks += count_calls
+            report.requests_rereads += max(0, reread_calls)
+            report.late_entries += late
+            report.hours_count_checked += 1
+            report.hour_outcomes[outcome] += 1
 
     def reopen_share_stopped(self) -> list[str]:
         """Let the types that ran out of their share read again (the pool got requests); returns them."""

@@ -7,10 +7,12 @@ into the report, so that a finished `RunReport` carries everything and renders w
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
 
+from gong_source.coverage import COVERAGE_TABLE
 from gong_source.report import LogTypeReport, RunReport
 from gong_source.windows import ReadPlan, requests_left
 
@@ -63,9 +65,30 @@ def summary_lines(report: RunReport) -> list[str]:
         else "Rows written per table: none (nothing new)"
     )
     lines += [f"  {name:<{max(map(len, tables))}} {count:>8}" for name, count in tables.items()]
+    lines += calls_lines(report)
     if report.rate_limit and report.rate_limit["http_429"]:
         lines.append(rate_limit_line(report.rate_limit))
     return lines + view_lines(report)
+
+
+def calls_lines(report: RunReport) -> list[str]:
+    """What the run's calls were spent on, the late entries they found, and the hours put in the coverage record."""
+    types = report.log_types.values()
+    new = sum(r.requests_new_entries for r in types)
+    checks = sum(r.requests_count_checks for r in types)
+    rereads = sum(r.requests_rereads for r in types)
+    late = sum(r.late_entries for r in types)
+    lines = [
+        f"Calls: {new} for new entries, {checks} to count final hours, {rereads} to re-read what differed; "
+        f"{late} late entr{'y' if late == 1 else 'ies'} found and loaded."
+    ]
+    outcomes: Counter[str] = Counter()
+    for type_report in types:
+        outcomes.update(type_report.hour_outcomes)
+    if outcomes:
+        told = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items()))
+        lines.append(f"Coverage: {sum(outcomes.values())} final hour(s) recorded in {COVERAGE_TABLE} ({told}).")
+    return lines
 
 
 def message_lines(report: RunReport) -> list[str]:
@@ -86,7 +109,7 @@ def view_lines(report: RunReport) -> list[str]:
         return []
     created = [view["view"] for view in report.views if view["status"] == "created"]
     lines = [f"Audit views: {', '.join(created) or 'none'}", *(f"  {note}" for note in report.view_notes)]
-    if len(created) < len(report.views):
+    if any(view["status"] != "created" and "columns" in view for view in report.views):  # a view on Gong's fields
         lines.append(
             "  `gong-logs fields` lists every loaded column; docs/views.md (Views on your tenant) shows the mapping."
         )
@@ -148,6 +171,20 @@ def budget_summary(report: RunReport, plan: ReadPlan) -> dict[str, Any]:
         "requests_committed": sum(r.committed_requests for r in report.log_types.values()),
         "requests_left": need,
         "runs_left_at_this_budget": 0 if need == 0 else planner.runs_needed(need) if need else None,
+        "requests_today": requests_today(plan),
+    }
+
+
+def requests_today(plan: ReadPlan) -> Optional[dict[str, Any]]:
+    """The quota day's calls across runs, against `max_requests_per_day` (`daily_budget.py`)."""
+    ledger = plan.ledger
+    if ledger is None:
+        return None
+    return {
+        "day_start": ledger.day_start.isoformat(),
+        "before_this_run": ledger.before_run,
+        "with_this_run": ledger.before_run + plan.governor.total_sent,
+        "max_requests_per_day": ledger.limit,
     }
 
 
@@ -228,6 +265,11 @@ def _why_not_moved(type_report: LogTypeReport, plan: ReadPlan, sent: int) -> tup
         return why, (
             f"the run plans with {planner.budget_source()}; what helps: leave this job more of the company's daily "
             "quota, or read fewer log types at once (sources.gong.log_types)"
+        )
+    if planner.limit_source is not None and plan.ledger is not None:
+        return why, (
+            f"the day's ceiling binds ({planner.limit_source}); the next day begins "
+            f"{plan.ledger.next_day.isoformat()}, or raise sources.gong.max_requests_per_day"
         )
     if governor.max_requests is not None and governor.max_requests < minimum:
         return why, (

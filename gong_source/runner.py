@@ -36,7 +36,14 @@ from gong_source.explain import error_chain, explain
 from gong_source.report import RunReport
 from gong_source.run_summary import close_report
 from gong_source.source import gong_source
-from gong_source.views import ViewColumns, checked_view_columns, create_audit_views, view_warnings
+from gong_source.views import (
+    COVERAGE_VIEW,
+    ViewColumns,
+    checked_view_columns,
+    create_audit_views,
+    create_coverage_view,
+    view_warnings,
+)
 from gong_source.windows import ReadSession
 
 logger = logging.getLogger("gong_source")
@@ -87,6 +94,8 @@ def run_once(
         with exclusive_run(pipeline):
             if start_over:
                 pipeline = pipeline.drop()
+            if session.plan is not None:
+                session.plan.requests_file = requests_file(pipeline)
             database = duckdb_database(pipeline)
             if database is not None:
                 wait_for_duckdb_file(database, _lock_wait(duckdb_lock_wait_seconds))
@@ -104,8 +113,15 @@ def run_once(
     finally:
         if session.plan:
             session.plan.close()
+            if session.plan.ledger is not None:
+                session.plan.ledger.write_file(session.plan.governor.total_sent, force=True)
         close_report(report, session.plan)
     return report
+
+
+def requests_file(pipeline: Pipeline) -> Path:
+    """The daily ledger's local file, beside the pipeline's working folder (`daily_budget.py`)."""
+    return Path(pipeline.pipelines_dir) / f"{pipeline.pipeline_name}.requests_today.json"
 
 
 @contextmanager
@@ -179,6 +195,13 @@ def _create_views(pipeline: Pipeline, view_columns: ViewColumns, report: RunRepo
     report.view_notes = [outcome.summary() for outcome in outcomes if outcome.reason()]
     for warning in view_warnings(outcomes):
         report.warn(warning)
+    try:
+        coverage = create_coverage_view(pipeline)
+    except Exception as error:  # as above: a convenience over the loaded data
+        coverage = {"view": COVERAGE_VIEW, "status": "failed", "error": explain(error)}
+    report.views.append(coverage)
+    if coverage["status"] == "failed":
+        report.warn(f"view {COVERAGE_VIEW} was not created: {coverage['error']}")
 
 
 def _sources(first: DltSource, make_next: Callable[[], DltSource]) -> Iterator[DltSource]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import dlt
 from dlt.common.schema.typing import TSimpleRegex
@@ -19,6 +19,7 @@ from gong_source.config import (
     resolve_log_types,
     resolve_time_range,
 )
+from gong_source.coverage import with_coverage_table
 from gong_source.entries import CHANGED_VALUE_COLUMNS
 from gong_source.limits import RequestGovernor
 from gong_source.pii import PiiPolicy
@@ -29,6 +30,7 @@ from gong_source.settings import (
     DEFAULT_ENTRIES_PER_LOAD,
     DEFAULT_LOAD_INTERVAL,
     DEFAULT_LOOKBACK,
+    DEFAULT_MAX_REQUESTS_PER_DAY,
     DEFAULT_MAX_REQUESTS_PER_RUN,
     DEFAULT_MAX_RETRY_AFTER,
     DEFAULT_SETTLE_LAG,
@@ -54,6 +56,7 @@ def gong_source(
     log_types: Union[str, Sequence[str], None] = None,
     max_requests_per_second: float = GONG_MAX_REQUESTS_PER_SECOND,
     max_requests_per_run: Optional[int] = DEFAULT_MAX_REQUESTS_PER_RUN,
+    max_requests_per_day: Optional[int] = DEFAULT_MAX_REQUESTS_PER_DAY,
     max_retry_after_seconds: float = DEFAULT_MAX_RETRY_AFTER.total_seconds(),
     settle_lag_seconds: float = DEFAULT_SETTLE_LAG.total_seconds(),
     lookback_seconds: float = DEFAULT_LOOKBACK.total_seconds(),
@@ -76,9 +79,12 @@ def gong_source(
         log_types: Log type names to load (list or comma-separated); default all five.
         max_requests_per_second: Pace shared by all log types (Gong allows 3).
         max_requests_per_run: Budget of requests; when spent the run stops cleanly. 0 or None: unlimited.
+        max_requests_per_day: Ceiling of requests in a quota day, counted across runs; when reached the run stops
+            cleanly. 0 or None: none.
         max_retry_after_seconds: Longest 429 Retry-After to wait out; a longer one stops the run cleanly.
         settle_lag_seconds: The newest entries are left for the next run, as Gong may still be writing them.
-        lookback_seconds: Each incremental run re-reads this span before its saved progress (late arrivals).
+        lookback_seconds: How late Gong may write an entry: an hour is final (checked with Gong's count once,
+            late entries re-read) this long after the cut-off passed it.
         access_log_retention_days: Warn when AccessLog progress is older than this.
         window_entries: Target entries per window (windows are what progress is saved by).
         load_interval_seconds: In the job's load loop, end a load at the first window done after this much
@@ -112,12 +118,22 @@ def gong_source(
             pii=PiiPolicy(pii, pii_salt),
             load_interval=timedelta(seconds=load_interval_seconds) if run.batch_loads else None,
             entries_per_load=entries_per_load,
+            max_requests_per_day=max_requests_per_day or None,
         )
     return [log_type_resource(log_type, run.plan) for log_type in selected]
 
 
 def log_type_resource(log_type: LogType, plan: ReadPlan) -> DltResource:
     """The resource for one log type: windows of `/v2/logs`, merged on the derived entry key."""
+    return log_table_resource(
+        log_type,
+        lambda: read_log_type(log_type, plan, dlt.current.resource_state(), dlt.current.source_state()),
+    )
+
+
+def log_table_resource(log_type: LogType, rows: Callable[[], Iterator[Any]]) -> DltResource:
+    """A resource writing one log type's table (merged on the derived entry key) and its coverage rows:
+    `rows` yields them (the job's windows, or `gong-logs verify --repair`'s re-reads)."""
 
     @dlt.resource(
         name=log_type.table_name,
@@ -129,7 +145,7 @@ def log_type_resource(log_type: LogType, plan: ReadPlan) -> DltResource:
         },
         parallelized=True,
     )
-    def log_entries() -> Iterator[list[dict[str, Any]]]:
-        yield from read_log_type(log_type, plan, dlt.current.resource_state(), dlt.current.source_state())
+    def log_entries() -> Iterator[Any]:
+        yield from rows()
 
-    return log_entries
+    return with_coverage_table(log_entries)

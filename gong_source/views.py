@@ -21,6 +21,7 @@ import dlt
 from dlt.common.schema import Schema
 from dlt.pipeline.pipeline import Pipeline
 
+from gong_source.coverage import COVERAGE_TABLE
 from gong_source.errors import GongConfigError
 from gong_source.view_catalog import (
     ALL_TABLES,
@@ -622,3 +623,60 @@ def view_warnings(outcomes: list[ViewOutcome]) -> list[str]:
                             f"that table, or reload the dataset, to have every value as Gong sent it."
                         )
     return warnings
+
+
+COVERAGE_VIEW: Final = "v_coverage"
+COVERAGE_QUESTION: Final = (
+    "Per log type and day: Gong's count of its final hours, the rows loaded, and whether they agree"
+)
+
+
+def coverage_view_sql(sql: SqlDialect) -> str:
+    """`v_coverage`: the coverage record (`log_coverage`, one row per log type and final hour) per day.
+
+    status: short (an hour where Gong serves fewer entries than it counts), more (an hour with more rows
+    than Gong counts), partial (fewer than 24 hours recorded yet, or the first run began mid-hour), repaired
+    (late entries were found and loaded), complete."""
+
+    def hours(outcome: str) -> str:
+        return f"SUM(CASE WHEN {sql.escape('outcome')} = '{outcome}' THEN 1 ELSE 0 END)"
+
+    column = sql.escape
+    partial = f"SUM(CASE WHEN {column('range_start')} > {column('hour_start')} THEN 1 ELSE 0 END)"
+    return (
+        f"SELECT {column('log_type')} AS log_type, {column('day')} AS day, COUNT(*) AS hours_recorded, "
+        f"SUM({column('gong_count')}) AS gong_count, SUM({column('rows_loaded')}) AS rows_loaded, "
+        f"SUM({column('late_entries')}) AS late_entries, "
+        f"CASE WHEN {hours('short')} > 0 THEN 'short' WHEN {hours('more')} > 0 THEN 'more' "
+        f"WHEN COUNT(*) < 24 OR {partial} > 0 THEN 'partial' WHEN {hours('repaired')} > 0 THEN 'repaired' "
+        f"ELSE 'complete' END AS status, MAX({column('checked_at')}) AS last_checked_at "
+        f"FROM {sql.qualify(COVERAGE_TABLE)} GROUP BY {column('log_type')}, {column('day')}"
+    )
+
+
+def create_coverage_view(pipeline: Pipeline) -> dict[str, Any]:
+    """Create or replace `v_coverage` once the coverage record exists; its outcome as `--summary-json` has it."""
+    outcome: dict[str, Any] = {"view": COVERAGE_VIEW, "status": "skipped", "question": COVERAGE_QUESTION}
+    if COVERAGE_TABLE not in pipeline.default_schema.tables:
+        outcome["error"] = f"no final hour recorded yet ({COVERAGE_TABLE} is not loaded)"
+        return outcome
+    with pipeline.sql_client() as client:
+        dialect = SqlDialect(
+            client.make_qualified_table_name,
+            client.escape_column_name,
+            lambda data_type: data_type,
+            str(client.capabilities.sqlglot_dialect or "duckdb"),
+        )
+        name = client.make_qualified_table_name(COVERAGE_VIEW)
+        body = coverage_view_sql(dialect)
+        try:
+            try:
+                client.execute_sql(f"CREATE OR REPLACE VIEW {name} AS {body}")
+            except Exception:  # PostgreSQL cannot replace a view whose columns changed: drop it first
+                client.execute_sql(f"DROP VIEW IF EXISTS {name}")
+                client.execute_sql(f"CREATE VIEW {name} AS {body}")
+            outcome["status"] = "created"
+        except Exception as error:
+            outcome["status"] = "failed"
+            outcome["error"] = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+    return outcome

@@ -4,6 +4,8 @@ Progress is kept in dlt resource state as `progress[key]["loaded_until"]`: every
 eventTime before it is loaded. It only moves when a whole window has been read, so a run cut short (budget,
 quota, crash, kill -9) repeats at most the window it was in, whatever order Gong returns entries
 in. dlt commits resource state with the data of the same load package, so the two never disagree.
+Each run reads from `loaded_until` on, once; the same record counts what was loaded per hour until the hour
+is final, when `settle` checks it with Gong's count and re-reads only what Gong wrote late (`coverage.py`).
 
 We keep this watermark ourselves instead of `dlt.sources.incremental`: its last value is the
 largest eventTime seen, which is not a safe restart point for a window read only in part.
@@ -15,9 +17,11 @@ import logging
 import math
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import chain
+from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from dlt.sources.helpers.rest_client.auth import AuthConfigBase
@@ -25,7 +29,9 @@ from dlt.sources.helpers.rest_client.auth import AuthConfigBase
 from gong_source.budget import BudgetPlanner, LearnedQuota
 from gong_source.client import GongLogsClient, HttpSettings
 from gong_source.config import TimeRange
-from gong_source.entries import EntryKeyer, prepare_entries
+from gong_source.coverage import SavedProgress, bucket_seconds_for, epoch_seconds, read_progress, write_progress
+from gong_source.daily_budget import DailyLedger, remember_turn
+from gong_source.entries import EntryKeyer
 from gong_source.errors import (
     BudgetShareSpent,
     GongConfigError,
@@ -37,6 +43,7 @@ from gong_source.limits import RequestGovernor
 from gong_source.pii import PiiPolicy
 from gong_source.report import LogTypeReport, RunReport
 from gong_source.settings import BUDGET_WINDOW_FILL, CURSOR_FIELD, PAGE_SIZE, LogType
+from gong_source.settle import check_hour, coverage_from_windows, rows_of_page, share_spent_reason
 
 logger = logging.getLogger("gong_source")
 
@@ -79,8 +86,17 @@ class ReadPlan:
     None reads everything in one load."""
     entries_per_load: Optional[int] = None
     """With `load_interval`: also stop a log type's load after the first window that reaches this many entries."""
+    max_requests_per_day: Optional[int] = None
+    """The ceiling of calls in a quota day, across runs (`daily_budget.py`); None: none."""
+    requests_file: Optional[Path] = None
+    """The daily ledger's local file (set by `run_once` from the pipeline's folder; None: the state only)."""
     start: datetime = field(init=False)
     cut_off: datetime = field(init=False)
+    final_before: datetime = field(init=False)
+    """Hours ending at or before this are final: older than the lookback before the cut-off of `now`, Gong
+    writes nothing more into them, so their counts are checked once and they leave the state."""
+    ledger: Optional[DailyLedger] = None
+    started_monotonic: float = field(default_factory=time.monotonic)
     backfill: bool = field(init=False)
     now: datetime = field(init=False)
     spans: dict[str, timedelta] = field(default_factory=dict)
@@ -107,6 +123,9 @@ class ReadPlan:
         # Whole seconds, as Gong takes them, so that windows meet exactly.
         self.start = self.time_range.start.replace(microsecond=0)
         self.cut_off = (self.time_range.end or self.now - self.settle_lag).replace(microsecond=0)
+        self.final_before = (self.now - self.settle_lag - self.lookback).replace(microsecond=0)
+        if self.max_requests_per_day is not None and self.max_requests_per_day < 0:
+            raise GongConfigError("sources.gong.max_requests_per_day must be >= 0 (0: no ceiling).")
         names = [log_type.name for log_type in self.log_types]
         self.planner = BudgetPlanner(self.governor, self.governor.max_requests, names)
 
@@ -131,21 +150,36 @@ class ReadPlan:
 
 
 def start_budget(plan: ReadPlan, source_state: dict[str, Any]) -> None:
-    """Split the run's budget between its log types from what each still needs (known from the density
-    of its last window, kept in state), and the quota learned by earlier runs. Once per run."""
+    """Fix the run's budget, once per run: the day's ceiling left, the quota learned by earlier runs, then each
+    log type's share from what it still needs (the density of its last window, kept in state, and the hours
+    due for a count check)."""
     if plan.planner.started:
         return
+    ledger = plan.ledger = DailyLedger.open(plan.max_requests_per_day, plan.now, source_state, plan.requests_file)
+    if ledger.left is not None and plan.governor.limit_to(ledger.left, ledger.spent_reason()):
+        plan.planner.max_requests = plan.governor.max_requests
+        plan.planner.limit_source = (
+            f"sources.gong.max_requests_per_day = {ledger.limit}, of which {ledger.before_run} were sent "
+            "earlier today"
+        )
+    plan.governor.on_sent.append(ledger.write_file)
     resources: dict[str, Any] = source_state.get("resources", {})
     needs: dict[str, Optional[int]] = {}
     for log_type in plan.log_types:
         state = resources.get(log_type.table_name, {})
-        saved = state.get("progress", {}).get(plan.progress_key)
         density = _saved_density(state)
         if density is not None:
             plan.densities.setdefault(log_type.name, density)
-        resume = _resume_point(saved, plan, first_load_of_run=True)
-        needs[log_type.name] = None if density is None else requests_for(density, plan.cut_off - resume)
+        saved = _saved_progress(state, plan)
+        resume = saved.loaded_until or plan.start
+        checks = len(saved.book.due_for_check(plan.final_before, resume))
+        needs[log_type.name] = None if density is None else requests_for(density, plan.cut_off - resume) + checks
     plan.planner.start(LearnedQuota.from_state(source_state), needs)
+
+
+def _saved_progress(state: dict[str, Any], plan: ReadPlan) -> SavedProgress:
+    bounded_end = plan.cut_off if plan.backfill else None
+    return read_progress(state, plan.progress_key, lookback=plan.lookback, bounded_end=bounded_end, floor=plan.start)
 
 
 def requests_for(entries_per_second: float, span: timedelta) -> int:
@@ -162,6 +196,11 @@ def remember_quota(plan: ReadPlan, source_state: dict[str, Any]) -> None:
     saved = LearnedQuota.from_state(source_state)
     if saved is not None and saved.run_id == plan.run_id:
         answered = max(answered, saved.calls)  # each type writes it when it ends; a later count is never lower
+    if plan.ledger is not None:
+        plan.ledger.save(source_state, governor.total_sent)
+    if governor.quota_resets_in is not None and governor.quota_refused_at is not None:
+        elapsed = governor.quota_refused_at - plan.started_monotonic
+        remember_turn(source_state, plan.now + timedelta(seconds=elapsed + governor.quota_resets_in))
     if governor.quota_stopped and answered > 0:
         LearnedQuota(answered, plan.now.isoformat(), "quota_429", plan.run_id).save(source_state)
     elif not governor.quota_stopped and learned is not None and answered > learned.calls:
@@ -179,29 +218,42 @@ def requests_left(plan: ReadPlan, type_report: LogTypeReport) -> Optional[int]:
 
 def read_log_type(
     log_type: LogType, plan: ReadPlan, state: dict[str, Any], source_state: Optional[dict[str, Any]] = None
-) -> Iterator[list[dict[str, Any]]]:
-    """Yield pages of rows for one log type, moving its saved progress window by window."""
+) -> Iterator[Any]:
+    """Yield pages of rows for one log type, moving its saved progress window by window; settle its final hours
+    (coverage rows, count checks and re-reads of what Gong wrote late) in the same loads."""
     type_report = plan.report.for_type(log_type.name, log_type.table_name)
     if type_report.stopped_reason:
         return  # its share of the run's budget is spent: later loads of the run leave it alone
     source_state = source_state if source_state is not None else {"resources": {log_type.table_name: state}}
     start_budget(plan, source_state)
-    progress: dict[str, dict[str, str]] = state.setdefault("progress", {})
-    saved = progress.get(plan.progress_key)
+    saved = _saved_progress(state, plan)
+    book = saved.book
     first_load_of_run = log_type.name not in plan.started
     plan.started.add(log_type.name)
-    window_start = _resume_point(saved, plan, first_load_of_run)
+    window_start = saved.loaded_until or plan.start
     if first_load_of_run:
         type_report.window_start, type_report.window_end = window_start, plan.cut_off
-        type_report.progress_before = type_report.progress_after = (
-            datetime.fromisoformat(saved["loaded_until"]) if saved else plan.start
-        )
-        if saved and not plan.backfill and log_type.name == "AccessLog":
-            _warn_if_beyond_retention(datetime.fromisoformat(saved["loaded_until"]), plan)
+        type_report.progress_before = type_report.progress_after = saved.upgraded_from or window_start
+        type_report.upgraded_from = saved.upgraded_from
+        if saved.upgraded_from is not None:
+            logger.info(
+                "%s: state of an earlier version (layout 1): re-reading from %s once, to count it",
+                log_type.name,
+                window_start.isoformat(),
+            )
+        if saved.loaded_until and not plan.backfill and log_type.name == "AccessLog":
+            _warn_if_beyond_retention(saved.upgraded_from or saved.loaded_until, plan)
     client = plan.client_for(log_type.name, type_report)
     load_started, entries_before = time.monotonic(), type_report.entries
     try:
-        while window_start < plan.cut_off:
+        while True:
+            for hour in book.due_for_check(plan.final_before, window_start):
+                yield from check_hour(client, log_type, plan, type_report, book, hour)
+                write_progress(state, plan.progress_key, window_start, plan.now, book)
+                if _load_is_due(plan, load_started, entries_before, type_report):
+                    return
+            if window_start >= plan.cut_off:
+                break
             rows_read = False
             for attempt in (1, 2):
                 window = _read_window(client, log_type, window_start, plan, type_report, state)
@@ -218,14 +270,10 @@ def read_log_type(
             if window.resized:
                 continue
             window_start = window.end
-            saved = progress.get(plan.progress_key)
-            if saved is None or window_start > datetime.fromisoformat(saved["loaded_until"]):
-                # A window inside the lookback re-reads what was loaded: progress never moves back, so that
-                # runs too short to re-read the whole lookback cannot lose ground run after run.
-                progress[plan.progress_key] = {
-                    "loaded_until": window_start.isoformat(),
-                    "read_at": plan.now.isoformat(),
-                }
+            buckets = bucket_seconds_for(plan.densities.get(log_type.name))
+            book.add_window(window.start, window.end, window.seconds, plan.final_before, buckets)
+            yield from coverage_from_windows(log_type, plan, book, window_start)
+            write_progress(state, plan.progress_key, window_start, plan.now, book)
             plan.report.commit_window(type_report, window_start, window.total, window.requests_sent())
             load_done = _load_is_due(plan, load_started, entries_before, type_report)
             if rows_read and window_start < plan.cut_off and load_done:
@@ -250,19 +298,6 @@ def _load_is_due(plan: ReadPlan, load_started: float, entries_before: int, type_
     return time.monotonic() - load_started >= plan.load_interval.total_seconds()
 
 
-def _resume_point(saved: Optional[dict[str, str]], plan: ReadPlan, first_load_of_run: bool) -> datetime:
-    """Where to start: saved progress, less the lookback when it was read recently enough for late entries."""
-    if not saved:
-        return plan.start
-    loaded_until = datetime.fromisoformat(saved["loaded_until"])
-    read_at = datetime.fromisoformat(saved["read_at"])
-    if first_load_of_run and not plan.backfill and read_at - loaded_until < plan.lookback:
-        # Re-read a little to catch entries Gong wrote after that read; a window read long after its
-        # end (a resumed backfill) had them all already.
-        return (loaded_until - plan.lookback).replace(microsecond=0)
-    return loaded_until
-
-
 def _warn_if_beyond_retention(loaded_until: datetime, plan: ReadPlan) -> None:
     behind = plan.now - loaded_until
     if behind > plan.access_log_retention:
@@ -283,6 +318,8 @@ class _Window:
         self.start, self.end = start, end
         self.resized = False
         self.total = 0
+        self.seconds: Counter[int] = Counter()
+        """Entries read per epoch second, counted into the hours' buckets once the window is complete."""
         self.rows: Iterator[list[dict[str, Any]]] = iter(())
         self._governor, self._log_type = governor, log_type
         self._sent_before = governor.sent.get(log_type, 0)
@@ -310,7 +347,7 @@ def _read_window(
     span = plan.spans.get(name)
     cap = plan.planner.cap(name)
     if cap == 0:
-        raise BudgetShareSpent(_share_spent_reason(plan))
+        raise BudgetShareSpent(share_spent_reason(plan))
     density = plan.densities.get(name)
     if cap is not None and density:
         # Aim below what the held requests can read, so that a density a little off still fits.
@@ -378,14 +415,6 @@ def _second_too_dense_reason(plan: ReadPlan, window: _Window, total: int) -> str
     )
 
 
-def _share_spent_reason(plan: ReadPlan) -> str:
-    planner = plan.planner
-    return (
-        f"its share of this run's budget is spent (the run's budget: {planner.budget} requests, from "
-        f"{planner.budget_source()}, shared by {len(plan.log_types)} log type(s))"
-    )
-
-
 def _window_rows(
     first: Any, rest: Iterator[Any], log_type: LogType, total: int, plan: ReadPlan, window: _Window
 ) -> Iterator[list[dict[str, Any]]]:
@@ -396,9 +425,9 @@ def _window_rows(
     where = f" of the window [{window.start.isoformat()}, {window.end.isoformat()})"
     position, started = 0, time.monotonic()
     for page in chain([first], rest):
-        rows = prepare_entries(page.entries, log_type.name, keyer, position, pii=plan.pii, where=where)
+        rows = rows_of_page(log_type, plan, type_report, page.entries, keyer, position, where)
         position += len(rows)
-        plan.report.record_page(type_report, rows, CURSOR_FIELD)
+        window.seconds.update(epoch_seconds(row[CURSOR_FIELD]) for row in rows)
         _log_progress(log_type, type_report, position, total, started)
         yield rows
 

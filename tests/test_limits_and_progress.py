@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 import signal
 import subprocess
 import sys
@@ -180,10 +181,11 @@ def test_kill_9_mid_backfill_then_rerun_equals_truth_and_repeats_little(tmp_path
         assert repeated <= 5 * 10 + 40, (killed_after, len(sandbox.stats.requests), minimum)
 
 
-def test_late_arrivals_are_loaded_by_the_next_run_exactly_once(tmp_path: Path) -> None:
+def test_late_arrivals_are_loaded_exactly_once_by_the_first_run_after_their_hour_is_final(tmp_path: Path) -> None:
     logs = SyntheticLogs(epoch=EPOCH, late_every=5, late_delay=timedelta(minutes=20))
     with GongSandbox(logs=logs, clock=SandboxClock(FIRST_CLOCK)) as sandbox:
         workspace = Workspace(tmp_path, sandbox)
+        summary = tmp_path / "summary.json"
         assert workspace.run("--start-date", START_DATE, "--log-types", "AccessLog").returncode == 0
         before = workspace.event_times("access_log")
         sandbox.clock.advance(timedelta(minutes=30))
@@ -194,11 +196,27 @@ def test_late_arrivals_are_loaded_by_the_next_run_exactly_once(tmp_path: Path) -
         ]
         assert arrived_late, "the sandbox must write some entries after the first run's cut-off passed them"
 
+        # 05:00-06:00 is not final yet at 06:30 (the lookback is an hour): this run reads only what is new.
         assert workspace.run("--log-types", "AccessLog").returncode == 0
+        assert not any(moment in workspace.event_times("access_log") for moment in arrived_late)
+        sandbox.clock.advance(timedelta(minutes=31))
+        # At 07:01 it is: one count call finds it short, and the re-read loads the late entries.
+        assert workspace.run("--log-types", "AccessLog", "--summary-json", str(summary)).returncode == 0
 
         after = workspace.event_times("access_log")
-        assert after == truth_event_times(sandbox, "AccessLog")
-        assert all(after[moment] >= 1 for moment in arrived_late)
+        assert after == truth_event_times(sandbox, "AccessLog", EPOCH, FIRST_CLOCK.isoformat()) + Counter(
+            {moment: count for moment, count in after.items() if moment >= FIRST_CLOCK}
+        )
+        assert all(after[moment] == 1 for moment in arrived_late)
+        access_log = json.loads(summary.read_text())["log_types"][0]
+        assert access_log["late_entries_found"] == len(arrived_late)
+        assert access_log["requests_by_purpose"]["count_checks"] == 1  # 05:00-06:00 holds 30 entries: one page
+        assert access_log["requests_by_purpose"]["re_reads"] == 0
+        assert access_log["coverage"]["outcomes"] == {"repaired": 1}
+        # An hour later 06:00-07:00, whose late entries the 06:30 run could not see, is final too.
+        sandbox.clock.advance(timedelta(hours=1))
+        assert workspace.run("--log-types", "AccessLog").returncode == 0
+        assert workspace.event_times("access_log") == truth_event_times(sandbox, "AccessLog")
 
 
 def test_settle_lag_leaves_the_newest_minutes_for_the_next_run(workspace: Workspace, sandbox: GongSandbox) -> None:

@@ -1,0 +1,161 @@
+"""Finding late entries by counting: compare Gong's count of a range with what was loaded, and re-read only the
+parts that differ.
+
+A range is a list of contiguous segments (the buckets of an hour, or of a day for `gong-logs verify`), each
+with the entries loaded in it. One call counts the whole range (`records.totalRecords` of its first page).
+Where Gong counts more than was loaded, the range is cut in two at the segment boundary that halves its
+entries; one call counts the left half, and the right half's count is the difference. The search goes down
+the halves that are short until reading a part costs no more than halving it again, then re-reads that part:
+one late entry in an hour of 20,000 entries is found and loaded in at most 10 calls.
+
+Nothing here depends on the order in which Gong returns a range's entries: a count is a count, and a re-read
+reads its part completely (its pages hold at least `totalRecords` entries) before its counts replace the old.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import lru_cache
+from itertools import chain
+from typing import Any, Callable, Optional
+
+from gong_source.client import GongLogsClient, LogPage
+from gong_source.coverage import Segment, epoch_seconds
+from gong_source.entries import EntryKeyer
+from gong_source.errors import IncompleteWindowError
+from gong_source.settings import CURSOR_FIELD, PAGE_SIZE
+
+Pages = Generator[LogPage, None, None]
+MakeRows = Callable[[list[Any], EntryKeyer, int, str], list[dict[str, Any]]]
+"""(entries of a page, the range's keyer, position of the page's first entry, where) -> rows, keyed and parsed."""
+Hold = Callable[[int], None]
+"""Reserve this many more requests, or raise `BudgetShareSpent`: the search never starts what it cannot finish."""
+
+
+@lru_cache(maxsize=4096)
+def cost_to_find(entries: int, segments: int, first_page_read: bool) -> int:
+    """Calls the search needs at most to re-read the missing entries of a range of `entries` entries over
+    `segments` segments: read it whole, or count one half and go on in the worse one."""
+    read = max(0, math.ceil(entries / PAGE_SIZE) - (1 if first_page_read else 0))
+    if segments <= 1:
+        return read
+    # The worse half is the one counted by difference (no page of it read yet).
+    return min(read, 1 + cost_to_find(math.ceil(entries / 2), math.ceil(segments / 2), False))
+
+
+@dataclass
+class CountSearch:
+    """Compares Gong's counts with `segments` and re-reads what differs; iterate `run()` for the rows."""
+
+    client: GongLogsClient
+    log_type: str
+    segments: list[Segment]
+    make_rows: MakeRows
+    hold: Hold
+    gong_count: Optional[int] = None
+    """Gong's count of the whole range, from the first call."""
+    recounted: dict[int, int] = field(default_factory=dict)
+    """Segment index -> entries the re-read found there (only re-read segments)."""
+    short: bool = False
+    """A re-read held fewer entries than Gong counted for it."""
+    more: bool = False
+    """Some part holds more loaded entries than Gong counts."""
+    count_calls: int = 0
+
+    def run(self) -> Iterator[list[dict[str, Any]]]:
+        """Count the range; if Gong counts more than was loaded, find and re-read the parts that differ."""
+        pages, first = self._count(0, len(self.segments))
+        self.gong_count = gong_total(first)
+        yield from self._search(0, len(self.segments), self.gong_count, pages, first)
+
+    def _loaded(self, low: int, high: int) -> int:
+        return sum(segment.loaded for segment in self.segments[low:high])
+
+    def _count(self, low: int, high: int) -> tuple[Pages, Optional[LogPage]]:
+        """One call to count `segments[low:high]`: Gong's `totalRecords` on the part's first page."""
+        self.count_calls += 1
+        return self._open(low, high)
+
+    def _open(self, low: int, high: int) -> tuple[Pages, Optional[LogPage]]:
+        """The pages of `segments[low:high]`, with the first one read (one call)."""
+        self.hold(1)
+        pages = self.client.iter_pages(self.log_type, *self._bounds(low, high))
+        return pages, next(pages, None)
+
+    def _bounds(self, low: int, high: int) -> tuple[datetime, datetime]:
+        start, end = self.segments[low].start, self.segments[high - 1].end
+        return datetime.fromtimestamp(start, timezone.utc), datetime.fromtimestamp(end, timezone.utc)
+
+    def _search(
+        self, low: int, high: int, gong: int, pages: Optional[Pages], first: Optional[LogPage]
+    ) -> Iterator[list[dict[str, Any]]]:
+        loaded = self._loaded(low, high)
+        if gong <= loaded:
+            if pages is not None:
+                pages.close()
+            self.more = self.more or gong < loaded
+            return
+        opened = pages is not None
+        if cost_to_find(gong, high - low, opened) >= max(0, math.ceil(gong / PAGE_SIZE) - (1 if opened else 0)):
+            yield from self._reread(low, high, gong, pages, first)
+            return
+        if pages is not None:
+            pages.close()  # its first page is read, but counting a half tells more than reading on
+        middle = self._halving_point(low, high, gong - loaded)
+        left_pages, left_first = self._count(low, middle)
+        left = gong_total(left_first)
+        yield from self._search(low, middle, left, left_pages, left_first)
+        yield from self._search(middle, high, max(0, gong - left), None, None)
+
+    def _halving_point(self, low: int, high: int, missing: int) -> int:
+        """The segment boundary that best halves the part's entries (what is missing counted as evenly spread)."""
+        spread = missing / (high - low)
+        weights = [segment.loaded + spread for segment in self.segments[low:high]]
+        half, running, best, best_gap = sum(weights) / 2, 0.0, low + 1, math.inf
+        for offset, weight in enumerate(weights[:-1]):
+            running += weight
+            if abs(running - half) < best_gap:
+                best, best_gap = low + offset + 1, abs(running - half)
+        return best
+
+    def _reread(
+        self, low: int, high: int, gong: int, pages: Optional[Pages], first: Optional[LogPage]
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Read `segments[low:high]` completely; its counts replace the loaded ones."""
+        if pages is None:
+            pages, first = self._open(low, high)
+            gong = gong_total(first)
+        self.hold(max(0, math.ceil(gong / PAGE_SIZE) - 1))
+        start, end = self._bounds(low, high)
+        where = f" of the re-read [{start.isoformat()}, {end.isoformat()})"
+        # One keyer per re-read: identical entries share their eventTime, hence always a segment.
+        keyer = EntryKeyer(self.log_type)
+        starts = [segment.start for segment in self.segments[low:high]]
+        found = [0] * (high - low)
+        position = 0
+        try:
+            for page in chain([first] if first is not None else [], pages):
+                rows = self.make_rows(page.entries, keyer, position, where)
+                position += len(rows)
+                for row in rows:
+                    index = bisect.bisect_right(starts, epoch_seconds(row[CURSOR_FIELD])) - 1
+                    if 0 <= index < len(found) and epoch_seconds(row[CURSOR_FIELD]) < self.segments[low + index].end:
+                        found[index] += 1
+                yield rows
+        except IncompleteWindowError:
+            self.short = True  # what the pages held is loaded; Gong counts more than it serves
+        for offset, count in enumerate(found):
+            self.recounted[low + offset] = count
+        if sum(found) < gong:
+            self.short = True
+
+
+def gong_total(first: Optional[LogPage]) -> int:
+    """Gong's count from a first page (no page: Gong's 404, nothing in the range)."""
+    if first is None:
+        return 0
+    return first.total_records if first.total_records is not None else len(first.entries)
