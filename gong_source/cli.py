@@ -5,10 +5,11 @@ run says (`gong_source.run_summary`) and maps the outcome to an exit code.
     gong-logs                 # incremental run, config from .dlt/ or env
     gong-logs --demo          # no Gong account: a local sandbox into DuckDB
     gong-logs fields          # every loaded column: type, fill rate, example, the view it feeds
+    gong-logs verify --start-date 2026-11-01 [--end-date ...] [--repair]   # count days with Gong, compare
 
 Exit codes: 0 everything asked for is loaded; 75 stopped early on purpose with progress saved
-(budget or Gong's daily quota spent), or another run of the pipeline was in progress; 1 any error
-(the message says what to fix).
+(budget, the day's ceiling or Gong's daily quota spent), or another run of the pipeline was in progress;
+1 any error (the message says what to fix); 65 (verify only) differences found and not repaired.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ from gong_source.fields import report_fields
 from gong_source.report import RunReport
 from gong_source.run_summary import EXIT_CODES, exit_code, message_lines, summary_dict, summary_lines, write_json
 from gong_source.runner import run_once
+from gong_source.verify import EXIT_DIFFERENCES, verify, verify_lines
 
 EXIT_OK = EXIT_CODES["complete"]
 EXIT_ERROR = EXIT_CODES["failed"]
 RUN_ONLY_OPTIONS = ("start_date", "end_date", "log_types")
+"""Options of a run (and of verify) that `fields` refuses."""
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -47,16 +50,18 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         description="Incrementally load Gong audit logs (GET /v2/logs) into a dlt destination.",
         epilog=(
             "Exit codes: 0 loaded everything asked for; 75 stopped early with progress saved, or another run "
-            "was in progress (run again later); 1 error."
+            f"was in progress (run again later); 1 error; {EXIT_DIFFERENCES} (verify) differences found and not "
+            "repaired."
         ),
     )
     parser.add_argument(
         "command",
         nargs="?",
-        choices=("run", "fields"),
+        choices=("run", "fields", "verify"),
         default="run",
         help="run (default): load what is new; fields: report every loaded column (type, fill rate, example, "
-        "the view column it feeds) to map a tenant's field names to the views",
+        "the view column it feeds) to map a tenant's field names to the views; verify: count [--start-date, "
+        "--end-date) per log type and UTC day with Gong and in the warehouse (about one call per type and day)",
     )
     parser.add_argument("--start-date", help="where a first run begins, ISO-8601 (default: 30 days ago)")
     parser.add_argument("--end-date", help="exclusive end of a bounded backfill, ISO-8601 (state is not moved)")
@@ -65,6 +70,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--dataset-name", help="dataset (schema) to load into (default: gong_logs)")
     parser.add_argument(
         "--summary-json", metavar="PATH", help="also write a machine-readable run summary (or fields report) here"
+    )
+    parser.add_argument(
+        "--repair",
+        action="store_true",
+        help="with verify: re-read the parts of the days that lack rows (halving with counts) and merge them",
     )
     parser.add_argument(
         "--demo",
@@ -78,6 +88,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     if args.command == "fields" and given:
         verb = "applies" if len(given) == 1 else "apply"
         parser.error(f"fields reads what is loaded; {', '.join(given)} {verb} only to a run.")
+    if args.repair and args.command != "verify":
+        parser.error("--repair applies only to verify.")
+    if args.command == "verify" and args.demo:
+        parser.error("verify checks a real pipeline; drop --demo.")
+    if args.command == "verify" and not args.start_date:
+        parser.error("verify needs --start-date: the first day to count (--end-date: the exclusive end).")
     return args
 
 
@@ -99,6 +115,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except Exception as failure:
             print(f"ERROR: {explain(failure)}", file=sys.stderr)
             return EXIT_ERROR
+    if args.command == "verify":
+        return run_verify(args)
     report = RunReport(error="the run was interrupted")  # what the summary says if nothing else gets to
     try:
         if args.demo:
@@ -120,6 +138,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             # Written whatever happened, so that a monitor never reads a stale success.
             write_json(Path(args.summary_json), summary_dict(report))
     return exit_code(report)
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    """`gong-logs verify`: print what it found, write its JSON summary, return its exit code."""
+    report = verify(
+        start_date=args.start_date,
+        end_date=args.end_date,
+        log_types=args.log_types,
+        repair=args.repair,
+        destination=args.destination,
+        dataset_name=args.dataset_name,
+    )
+    lines = verify_lines(report)
+    if lines:
+        print("\n".join(lines))
+    if report.error:
+        print(f"{'SKIPPED' if report.status == 'skipped' else 'ERROR'}: {report.error}", file=sys.stderr)
+    if args.summary_json:
+        write_json(Path(args.summary_json), report.as_dict())
+    return report.exit_code
 
 
 def configure_logging() -> None:
