@@ -129,10 +129,7 @@ class RequestGovernor:
             if self.stop_reason is not None:
                 raise StoppedEarly(self.stop_reason)
             self.sent[log_type] += 1
-            total = sum(self.sent.values())
             send_at = self._schedule(time.monotonic())
-        for callback in self.on_sent:
-            callback(total)
         while True:
             now = time.monotonic()
             if send_at > now:
@@ -142,9 +139,12 @@ class RequestGovernor:
                     self.sent[log_type] -= 1
                     raise StoppedEarly(self.stop_reason)
                 if self._paused_until <= send_at:
-                    return
+                    total = sum(self.sent.values())
+                    break
                 # A 429 came while this request waited: it waits out the Retry-After too, at the new pace.
                 send_at = self._schedule(time.monotonic())
+        for callback in self.on_sent:
+            callback(total)
 
     def _schedule(self, now: float) -> float:
         """The moment the next request may go (call holding the lock)."""

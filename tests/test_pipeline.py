@@ -392,7 +392,7 @@ def test_demo_loads_all_tables_then_only_what_is_new(workspace: Workspace, tmp_p
     assert first.returncode == 0, first.output
     assert "Example query" in first.stdout and "@acme-corp.example" in first.stdout
     created = first.stdout.split("Audit views: ")[1].splitlines()[0].split(", ")
-    assert len(created) == 6 and "v_user_activity_changes" in created
+    assert len(created) == 7 and "v_user_activity_changes" in created and "v_coverage" in created
     # Both example questions get answers: minutes played per person, refused requests per client IP.
     answers = re.findall(r"^ {2}\S+@acme-corp\.example +\d+ sessions +([\d.]+) min$", first.stdout, re.M)
     assert len(answers) == 5 and all(float(minutes) > 0 for minutes in answers)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 import requests
 
+from gong_source.entries import parse_event_time
 from gong_source.sandbox import GongSandbox, SandboxClock, SyntheticLogs
 from gong_source.sandbox.server import NO_RECORDS_MESSAGE
 
@@ -108,3 +112,65 @@ def test_data_has_mixed_offsets_duplicates_and_no_user_on_external_types(server:
     assert {"-08:00", "+05:30"} <= suffixes and any(entry["eventTime"].endswith("Z") for entry in access)
     assert any(access[i] == access[i + 1] for i in range(len(access) - 1))
     assert all("userId" not in entry for entry in server.truth("ExternallySharedCallPlay", EPOCH))
+
+
+def read_all(server: GongSandbox, **params: str) -> tuple[list[dict[str, Any]], int]:
+    """Every page of a query, and Gong's totalRecords."""
+    entries: list[dict[str, Any]] = []
+    cursor, total = None, 0
+    while True:
+        body = get(server, **params, **({"cursor": cursor} if cursor else {})).json()
+        total = body["records"]["totalRecords"]
+        entries += body["logEntries"]
+        cursor = body["records"].get("cursor")
+        if not cursor:
+            return entries, total
+
+
+def test_shuffled_pages_serve_every_entry_once_in_an_order_unrelated_to_time() -> None:
+    clock = SandboxClock(EPOCH + timedelta(hours=12))
+    with GongSandbox(logs=SyntheticLogs(epoch=EPOCH), clock=clock, page_order="shuffled") as server:
+        params = {"logType": "AccessLog", "fromDateTime": "2026-01-01T00:00:00Z", "toDateTime": "2026-01-01T10:00:00Z"}
+        entries, total = read_all(server, **params)
+        again, _ = read_all(server, **params)
+        truth = server.truth("AccessLog", EPOCH, EPOCH + timedelta(hours=10))
+
+    key = json.dumps
+    assert total == len(entries) == len(truth) > 100
+    assert Counter(map(key, entries)) == Counter(map(key, truth))  # duplicates served as often as they are
+    times = [parse_event_time(entry["eventTime"]) for entry in entries]
+    assert times != sorted(times) and entries == again  # not in time order, and the same order for the query
+    assert min(times[:100]) < max(times[100:]) and max(times[:100]) > min(times[100:])  # pages overlap in time
+
+
+def test_late_entries_each_appear_after_their_own_delay() -> None:
+    logs = SyntheticLogs(
+        epoch=EPOCH, late_every=10, late_delay=timedelta(minutes=1), late_delay_max=timedelta(minutes=40)
+    )
+    delays = [logs.delay_of("AccessLog", index) for index in range(0, 2000)]
+    late = [delay for delay in delays if delay is not None]
+    assert len(late) == 200 and all(timedelta(minutes=1) <= delay <= timedelta(minutes=40) for delay in late)
+    assert len(set(late)) > 150  # each its own
+    index = next(i for i, delay in enumerate(delays) if delay and delay > timedelta(minutes=20))
+    written_at = datetime.fromtimestamp(logs.time_ms("AccessLog", index) / 1000, timezone.utc) + delays[index]
+    assert logs.is_hidden("AccessLog", index, written_at - timedelta(seconds=1))
+    assert not logs.is_hidden("AccessLog", index, written_at + timedelta(seconds=1))
+    clock = SandboxClock(written_at - timedelta(seconds=1))
+    with GongSandbox(logs=logs, clock=clock) as server:
+        moment = logs.entry("AccessLog", index)["eventTime"]
+        assert moment not in [entry["eventTime"] for entry in server.truth("AccessLog", EPOCH)]
+        count_before = get(server, logType="AccessLog", fromDateTime="2026-01-01T00:00:00Z").json()["records"]
+        server.clock.advance(timedelta(seconds=2))
+        count_after = get(server, logType="AccessLog", fromDateTime="2026-01-01T00:00:00Z").json()["records"]
+        assert count_after["totalRecords"] == count_before["totalRecords"] + logs.copies(index)
+
+
+def test_entries_older_than_a_types_retention_are_no_longer_served() -> None:
+    clock = SandboxClock(EPOCH + timedelta(days=20))
+    with GongSandbox(clock=clock, retention={"AccessLog": timedelta(days=14)}) as server:
+        old = get(server, logType="AccessLog", fromDateTime="2026-01-01T00:00:00Z", toDateTime="2026-01-06T00:00:00Z")
+        kept = get(server, logType="AccessLog", fromDateTime="2026-01-07T00:00:00Z", toDateTime="2026-01-08T00:00:00Z")
+        other = get(
+            server, logType="UserCallPlay", fromDateTime="2026-01-01T00:00:00Z", toDateTime="2026-01-06T00:00:00Z"
+        )
+    assert old.status_code == 404 and kept.status_code == 200 and other.status_code == 200

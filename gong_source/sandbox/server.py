@@ -194,10 +194,13 @@ class GongSandbox:
         daily_quota: Optional[int] = None,
         neighbour: Optional[Neighbour] = None,
         page_order: str = "time",
+        retention: Optional[dict[str, timedelta]] = None,
     ) -> None:
         if page_order not in PAGE_ORDERS:
             raise ValueError(f"page_order must be one of {', '.join(PAGE_ORDERS)}, not {page_order!r}")
         self.page_order = page_order
+        self.retention = retention or {}
+        """Per log type, how long Gong keeps entries (AccessLog: about 14 days): older ones are no longer served."""
         """"time": entries in eventTime order, as Gong appears to serve them; "shuffled": a query's entries in
         an order of their own (fixed per query), since Gong documents no order and the job must not rely on one."""
         self.logs = logs or SyntheticLogs()
@@ -299,7 +302,13 @@ class GongSandbox:
 
     def truth(self, log_type: str, start: datetime, end: datetime = FAR_FUTURE) -> list[dict[str, Any]]:
         """Every entry of `log_type` visible now with `start <= eventTime < end`, as served."""
-        return list(self.logs.entries(log_type, start, end, self.clock.now()))
+        now = self.clock.now()
+        return list(self.logs.entries(log_type, self._kept_from(log_type, start, now), end, now))
+
+    def _kept_from(self, log_type: str, start: datetime, now: datetime) -> datetime:
+        """`start`, or where Gong's retention of the type begins if that is later."""
+        kept = self.retention.get(log_type)
+        return start if kept is None else max(start, now - kept)
 
     # -- request handling -------------------------------------------------------------------------
 
@@ -388,7 +397,7 @@ class GongSandbox:
         except ValueError as problem:
             return _error(400, request_id, str(problem))
         now = self.clock.now()
-        indices = self.logs.index_range(log_type, start, min(end, now))
+        indices = self.logs.index_range(log_type, self._kept_from(log_type, start, now), min(end, now))
         total = self.logs.count(indices) - self.logs.hidden_count(log_type, indices, now)
         if total == 0:
             return _error(404, request_id, NO_RECORDS_MESSAGE)
