@@ -14,6 +14,7 @@ from dlt.common.destination import Destination, TLoaderFileFormat
 from dlt.common.destination.exceptions import UnknownDestinationModule
 from dlt.pipeline.pipeline import Pipeline
 
+from gong_source.coverage import COVERAGE_TABLE
 from gong_source.errors import GongConfigError, GongError
 from gong_source.explain import DUCKDB_LOCK, duckdb_lock_holder, duckdb_locked_message, unknown_destination_message
 
@@ -72,6 +73,12 @@ def run_into(pipeline: Pipeline, source: Any) -> None:
         # Plain files cannot merge; Delta tables can (by key), so re-reads stay exactly-once there too.
         for resource in source.resources.values():
             resource.apply_hints(table_format="delta", write_disposition=DELTA_WRITE_DISPOSITION)
+            resource.apply_hints(  # the coverage table each log type's resource also writes
+                table_name=COVERAGE_TABLE,
+                create_table_variant=True,
+                table_format="delta",
+                write_disposition=DELTA_WRITE_DISPOSITION,
+            )
         pipeline.run(source, loader_file_format="parquet")
         return
     file_format = preferred_file_format(pipeline)

@@ -13,6 +13,7 @@ import psycopg2
 import pytest
 from deltalake import DeltaTable
 
+from gong_source.coverage import floor_hour
 from gong_source.sandbox import GongSandbox
 from gong_source.settings import LOG_TYPES
 from tests.conftest import EPOCH, START_DATE, Workspace, truth_event_times
@@ -102,6 +103,26 @@ def assert_equal_to_truth(target: Target, workspace: Workspace, sandbox: GongSan
     if target.has_views:  # every view equals the rows computed from the served JSON
         for view, rows in expected_views(sandbox).items():
             assert normalized(target.query(workspace, select_view(view))) == rows, view
+    assert_coverage_equals_truth(target, workspace, sandbox)
+
+
+def assert_coverage_equals_truth(target: Target, workspace: Workspace, sandbox: GongSandbox) -> None:
+    """Every final hour is in the coverage record with the sandbox's count; v_coverage sums it per day."""
+    hours = target.query(
+        workspace, "SELECT log_type, range_start, range_end, gong_count, rows_loaded, day FROM {dataset}.log_coverage"
+    )
+    final_hours = (floor_hour(sandbox.clock.now() - timedelta(hours=1)) - EPOCH) // timedelta(hours=1)
+    assert len(hours) == len(LOG_TYPES) * final_hours  # from 2026-01-01T00:00 to the last final hour
+    per_day: Counter[tuple[str, str]] = Counter()
+    for log_type, start, end, gong_count, rows_loaded, day in hours:
+        truth = sum(truth_event_times(sandbox, log_type, start, end.isoformat()).values())
+        assert gong_count == rows_loaded == truth, (log_type, start)
+        per_day[(log_type, str(day))] += truth
+    if target.has_views:
+        summed = target.query(workspace, "SELECT log_type, day, gong_count, rows_loaded FROM {dataset}.v_coverage")
+        assert {(log_type, str(day)): (g, r) for log_type, day, g, r in summed} == {
+            key: (count, count) for key, count in per_day.items()
+        }
 
 
 def test_full_load_then_incremental_run_equal_the_truth(
