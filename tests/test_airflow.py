@@ -119,6 +119,7 @@ def test_the_dag_loads_every_table_equal_to_the_truth_across_two_runs_on_fresh_w
         "v_access_by_ip",
         "v_daily_activity",
         "v_user_activity_changes",
+        "v_coverage",
     }
 
     # A mapping that names a column the tenant lacks: the first task refuses it, before any request to Gong.
