@@ -168,11 +168,27 @@ class BudgetPlanner:
 
     def claim(self, log_type: str, pages: int) -> bool:
         """Hold what a window of `pages` pages needs (its first page is sent already); False if it does not fit."""
+        return self._reserve(log_type, pages - 1, pages)
+
+    def available(self, log_type: str) -> Optional[int]:
+        """Requests the type holds plus those it could draw from the pool now (None: unlimited)."""
+        with self._lock:
+            if self.budget is None:
+                return None
+            self._settle(log_type)
+            return (self._balance(log_type) or 0) + self._pool
+
+    def hold(self, log_type: str, requests: int) -> bool:
+        """Hold `requests` more requests (a count check's calls, or a re-read's pages); False if they do not fit.
+        Past a learned quota it counts as a window of that many pages."""
+        return self._reserve(log_type, requests, requests)
+
+    def _reserve(self, log_type: str, requests: int, window_pages: int) -> bool:
         with self._lock:
             if self.budget is None:
                 return True
             self._settle(log_type)
-            missing = (pages - 1) - (self._balance(log_type) or 0)
+            missing = requests - (self._balance(log_type) or 0)
             if missing <= 0:
                 return True
             if self._pool >= missing:
@@ -180,7 +196,7 @@ class BudgetPlanner:
                 return True
             beyond = missing - self._pool
             exploring = self._explorer in (None, log_type)
-            if exploring and pages <= self._exploration_cap() and beyond <= self._unreserved_hard_limit():
+            if exploring and window_pages <= self._exploration_cap() and beyond <= self._unreserved_hard_limit():
                 self._explorer = log_type
                 self._move_from_pool(log_type, self._pool)
                 self._allotted[log_type] = self._allotted.get(log_type, 0) + beyond

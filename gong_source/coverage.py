@@ -33,9 +33,10 @@ HOUR_SECONDS: Final = 3600
 
 STATE_LAYOUT: Final = 2
 """The layout of a log type's resource state. 1 (no `layout` key): `progress[key] = {loaded_until, read_at}`,
-each run re-reading the lookback. 2: `progress[key]` also holds `hours`, the counts of hours not yet settled,
-and `loaded_until` is exact (each run reads from it, never before it). An upgrade from 1 re-reads the lookback
-once to count it (`upgrade_progress`)."""
+each run re-reading the lookback. 2 (`layout: 2`): each `progress[key]` also holds `hours`, the counts of
+hours not yet settled, and `loaded_until` is exact (each run reads from it, never before it). A record without
+`hours` is layout 1's, whatever the resource's `layout` (an upgraded backfill record beside an incremental one
+not yet upgraded): its first run re-reads its lookback once to count it (`read_progress`)."""
 LAYOUT_KEY: Final = "layout"
 HOURS_KEY: Final = "hours"
 
@@ -98,6 +99,8 @@ class HourCounts:
     needs_check: bool = False
     """Part of it was read before it was final: Gong may have written entries into it since."""
     first_second: int = 0
+    late_found: int = 0
+    """Late entries re-read so far by a check of this hour that a budget stop cut short (a later run finishes it)."""
 
     @classmethod
     def new(cls, start: datetime, bucket_seconds: int, first_second: int = 0) -> HourCounts:
@@ -117,6 +120,7 @@ class HourCounts:
             counts,
             bool(value.get("needs_check", False)),
             int(value.get("first_second", 0)),
+            int(value.get("late_found", 0)),
         )
 
     def to_state(self) -> dict[str, Any]:
@@ -126,6 +130,8 @@ class HourCounts:
             value["needs_check"] = True
         if self.first_second:
             value["first_second"] = self.first_second
+        if self.late_found:
+            value["late_found"] = self.late_found
         return value
 
     @property
@@ -331,7 +337,7 @@ def read_progress(
     if not record:
         return SavedProgress(None, book)
     loaded_until = datetime.fromisoformat(record["loaded_until"])
-    if layout == STATE_LAYOUT:
+    if HOURS_KEY in record:  # layout 2 writes `hours` in every record; a record without it is layout 1's
         return SavedProgress(loaded_until, HourBook.from_state(record, bounded_end))
     read_at = datetime.fromisoformat(record.get("read_at") or record["loaded_until"])
     read_recently = not bounded and read_at - loaded_until < lookback

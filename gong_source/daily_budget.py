@@ -8,17 +8,17 @@ Where the count is kept, so that every call is counted even when nothing is load
 - in dlt's source state (`requests_today`), committed with every load, so that a scheduler whose workers start
   empty (Airflow, GitHub Actions) restores it from the destination;
 - in a small file beside the pipeline's working folder (`<pipeline>.requests_today.json`), rewritten as each
-  request goes out (at most every 0.1 s: at Gong's 3 calls/s, every call) and at the end of the run: a run
-  killed before its first load, or a `gong-logs verify` that loads nothing, is still counted on that machine.
-A run starts from the larger of the two.
+  request goes out (about 0.2 ms each): a run killed before its first load, or a `gong-logs verify` that loads
+  nothing, is still counted on that machine.
+A run starts from the larger of the two. When the day a count was kept for overlaps the current one (the time
+Gong's day turns was learned or moved meanwhile), the count is carried over: better a ceiling reached a little
+early than the company's quota spent twice.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -29,8 +29,9 @@ DAILY_STATE_KEY: Final = "requests_today"
 """Source state: `{"day_start": ISO, "requests": n}`: calls sent by every run in that quota day."""
 DAY_TURN_STATE_KEY: Final = "quota_day_turns_at"
 """Source state: `"HH:MM"` (UTC) when Gong's quota day turns, from a quota 429's Retry-After."""
-FILE_WRITE_INTERVAL_SECONDS: Final = 0.1
-"""A rewrite costs about 0.2 ms; against a fast server (tests, benchmarks) it is done at most this often."""
+MIN_QUOTA_RETRY_AFTER_FOR_TURN: Final = timedelta(minutes=10)
+"""A Retry-After at least this long is taken to say when Gong's quota day turns; a shorter long one (a minute
+or two past `max_retry_after_seconds`) is more likely a burst limit than a day."""
 
 
 def day_start(moment: datetime, turns_at: Optional[timedelta]) -> datetime:
@@ -53,9 +54,11 @@ def read_turn(source_state: Mapping[str, Any]) -> Optional[timedelta]:
     return turn if timedelta(0) <= turn < DAY else None
 
 
-def remember_turn(source_state: dict[str, Any], resets_at: datetime) -> None:
+def remember_turn(source_state: dict[str, Any], refused_at: datetime, retry_after: timedelta) -> None:
     """Keep the time of day at which a quota 429 said Gong's quota comes back."""
-    moment = resets_at.astimezone(timezone.utc) + timedelta(seconds=30)  # to the nearest minute
+    if retry_after < MIN_QUOTA_RETRY_AFTER_FOR_TURN:
+        return
+    moment = (refused_at + retry_after).astimezone(timezone.utc) + timedelta(seconds=30)  # to the nearest minute
     source_state[DAY_TURN_STATE_KEY] = f"{moment.hour:02d}:{moment.minute:02d}"
 
 
@@ -66,7 +69,8 @@ def _count_for(saved: Any, day: datetime) -> int:
         saved_day = datetime.fromisoformat(str(saved.get("day_start")))
     except ValueError:
         return 0
-    return max(0, saved["requests"]) if saved_day == day else 0
+    overlaps = saved_day.tzinfo is not None and abs(saved_day - day) < DAY
+    return max(0, saved["requests"]) if overlaps else 0
 
 
 @dataclass
@@ -79,7 +83,6 @@ class DailyLedger:
     before_run: int
     """Calls sent in this quota day by earlier runs (the larger of the state's and the local file's count)."""
     file: Optional[Path] = None
-    _written_at: float = -math.inf
     _highest: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -114,16 +117,12 @@ class DailyLedger:
         """Put the day's count in the source state (committed with the next load)."""
         source_state[DAILY_STATE_KEY] = self.as_state(sent_this_run)
 
-    def write_file(self, sent_this_run: int, force: bool = False) -> None:
-        """Rewrite the local count (atomically), at most every `FILE_WRITE_INTERVAL_SECONDS` unless `force`."""
+    def write_file(self, sent_this_run: int) -> None:
+        """Rewrite the local count, atomically (a reader never sees half a file)."""
         if self.file is None:
             return
         with self._lock:
             sent_this_run = self._highest = max(self._highest, sent_this_run)  # threads report out of order
-            now = time.monotonic()
-            if not force and now - self._written_at < FILE_WRITE_INTERVAL_SECONDS:
-                return
-            self._written_at = now
             try:
                 self.file.parent.mkdir(parents=True, exist_ok=True)
                 temporary = self.file.with_name(self.file.name + ".tmp")

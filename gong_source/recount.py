@@ -34,17 +34,25 @@ MakeRows = Callable[[list[Any], EntryKeyer, int, str], list[dict[str, Any]]]
 """(entries of a page, the range's keyer, position of the page's first entry, where) -> rows, keyed and parsed."""
 Hold = Callable[[int], None]
 """Reserve this many more requests, or raise `BudgetShareSpent`: the search never starts what it cannot finish."""
+Available = Callable[[], Optional[int]]
+"""Requests the search could still get (None: no limit): a part too big to re-read within them is halved
+further, so that a short budget still re-reads some parts each run instead of none."""
 
 
 @lru_cache(maxsize=4096)
-def cost_to_find(entries: int, segments: int, first_page_read: bool) -> int:
-    """Calls the search needs at most to re-read the missing entries of a range of `entries` entries over
-    `segments` segments: read it whole, or count one half and go on in the worse one."""
+def cost_to_find(entries: int, segments: int, first_page_read: bool, missing: int = 1) -> int:
+    """Calls the search needs at most to re-read the `missing` entries of a range of `entries` entries over
+    `segments` segments: read it whole, or count one half and go on where entries are missing: one missing entry
+    is in the worse half (the one counted by difference, no page of it read yet); several may be in both."""
     read = max(0, math.ceil(entries / PAGE_SIZE) - (1 if first_page_read else 0))
-    if segments <= 1:
+    if segments <= 1 or missing <= 0:
         return read
-    # The worse half is the one counted by difference (no page of it read yet).
-    return min(read, 1 + cost_to_find(math.ceil(entries / 2), math.ceil(segments / 2), False))
+    half, half_segments = math.ceil(entries / 2), math.ceil(segments / 2)
+    if missing == 1:
+        return min(read, 1 + cost_to_find(half, half_segments, False, 1))
+    left, right = missing // 2, missing - missing // 2
+    split = 1 + cost_to_find(half, half_segments, True, left) + cost_to_find(half, half_segments, False, right)
+    return min(read, split)
 
 
 @dataclass
@@ -56,21 +64,29 @@ class CountSearch:
     segments: list[Segment]
     make_rows: MakeRows
     hold: Hold
+    available: Available = lambda: None
     gong_count: Optional[int] = None
     """Gong's count of the whole range, from the first call."""
     recounted: dict[int, int] = field(default_factory=dict)
-    """Segment index -> entries the re-read found there (only re-read segments)."""
+    """Segment index -> entries loaded there now (only re-read segments, once their re-read is complete)."""
     short: bool = False
     """A re-read held fewer entries than Gong counted for it."""
     more: bool = False
     """Some part holds more loaded entries than Gong counts."""
+    late_entries: int = 0
+    """Entries the re-reads found beyond what was loaded in their segments."""
     count_calls: int = 0
 
-    def run(self) -> Iterator[list[dict[str, Any]]]:
-        """Count the range; if Gong counts more than was loaded, find and re-read the parts that differ."""
-        pages, first = self._count(0, len(self.segments))
-        self.gong_count = gong_total(first)
-        yield from self._search(0, len(self.segments), self.gong_count, pages, first)
+    def run(self, known_count: Optional[int] = None) -> Iterator[list[dict[str, Any]]]:
+        """Count the range (unless Gong's count is `known_count`); if Gong counts more than was loaded, find
+        and re-read the parts that differ."""
+        if known_count is None:
+            pages, first = self._count(0, len(self.segments))
+            self.gong_count = gong_total(first)
+            yield from self._search(0, len(self.segments), self.gong_count, pages, first)
+        else:
+            self.gong_count = known_count
+            yield from self._search(0, len(self.segments), known_count, None, None)
 
     def _loaded(self, low: int, high: int) -> int:
         return sum(segment.loaded for segment in self.segments[low:high])
@@ -100,7 +116,10 @@ class CountSearch:
             self.more = self.more or gong < loaded
             return
         opened = pages is not None
-        if cost_to_find(gong, high - low, opened) >= max(0, math.ceil(gong / PAGE_SIZE) - (1 if opened else 0)):
+        read = max(0, math.ceil(gong / PAGE_SIZE) - (1 if opened else 0))
+        left_to_spend = self.available()
+        affordable = left_to_spend is None or read <= left_to_spend or high - low == 1
+        if affordable and cost_to_find(gong, high - low, opened, min(gong - loaded, gong)) >= read:
             yield from self._reread(low, high, gong, pages, first)
             return
         if pages is not None:
@@ -149,7 +168,10 @@ class CountSearch:
         except IncompleteWindowError:
             self.short = True  # what the pages held is loaded; Gong counts more than it serves
         for offset, count in enumerate(found):
-            self.recounted[low + offset] = count
+            loaded = self.segments[low + offset].loaded
+            # Rows are merged, never deleted: what was loaded before stays, what the re-read adds is late.
+            self.recounted[low + offset] = max(count, loaded)
+            self.late_entries += max(0, count - loaded)
         if sum(found) < gong:
             self.short = True
 

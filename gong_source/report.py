@@ -176,12 +176,16 @@ class RunReport:
         with self._lock:
             report.hour_outcomes.update(outcomes)
 
-    def record_check(self, report: LogTypeReport, count_calls: int, reread_calls: int, late: int, outcome: str) -> None:
-        """A final hour was counted with Gong (and re-read where it differed)."""
+    def record_check_calls(self, report: LogTypeReport, count_calls: int, reread_calls: int, late: int) -> None:
+        """What a count check did (finished or stopped): its calls to count and to re-read, the late entries."""
         with self._lock:
             report.requests_count_checks += count_calls
             report.requests_rereads += max(0, reread_calls)
             report.late_entries += late
+
+    def record_check(self, report: LogTypeReport, outcome: str) -> None:
+        """A final hour was counted with Gong (and re-read where it differed), and recorded."""
+        with self._lock:
             report.hours_count_checked += 1
             report.hour_outcomes[outcome] += 1
 

@@ -114,7 +114,7 @@ def run_once(
         if session.plan:
             session.plan.close()
             if session.plan.ledger is not None:
-                session.plan.ledger.write_file(session.plan.governor.total_sent, force=True)
+                session.plan.ledger.write_file(session.plan.governor.total_sent)
         close_report(report, session.plan)
     return report
 
@@ -175,9 +175,13 @@ def _load(pipeline: Pipeline, sources: Iterator[DltSource], session: ReadSession
         normalize_info = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None
         rows.update(normalize_info.row_counts if normalize_info else {})
         report.rows_per_table = dict(rows)
-        if report.finished and not _reopen_for_the_pool(session):
-            break  # every type is complete, or stopped (the budget, its share of it, or Gong's quota)
-        if session.plan is None or session.plan.governor.total_sent == sent_before:
+        sent_any = session.plan is not None and session.plan.governor.total_sent > sent_before
+        if report.finished:
+            # Every type is complete, or stopped (the budget, its share of it, or Gong's quota). Types stopped for
+            # lack of requests read on if the pool got some; a reopened load that could send nothing ends the run.
+            if not sent_any or not _reopen_for_the_pool(session):
+                break
+        elif not sent_any:
             raise GongError("A load read nothing new although some log types are incomplete; stopping, not looping.")
 
 

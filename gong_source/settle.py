@@ -91,22 +91,29 @@ def check_hour(
             log_type, plan, type_report, entries, keyer, position, where
         ),
         hold=lambda requests: hold_requests(plan, name, requests),
+        available=lambda: plan.planner.available(name),
     )
-    yield from search.run()
-    before = hour.loaded
-    hour.set_segment_counts(search.recounted)
-    after, gong = hour.loaded, search.gong_count or 0
-    late = max(0, after - before)
-    if after < gong:
+    try:
+        yield from search.run()
+    finally:
+        # The re-reads that finished stay counted even if the check is stopped (their rows are in this load), so
+        # that the next run's check goes on from there instead of starting over.
+        hour.set_segment_counts(search.recounted)
+        hour.late_found += search.late_entries
+        requests = plan.governor.sent.get(name, 0) - sent_before
+        plan.report.record_check_calls(
+            type_report, search.count_calls, requests - search.count_calls, search.late_entries
+        )
+    after, gong, late = hour.loaded, search.gong_count or 0, hour.late_found
+    if search.short or after < gong:
         outcome = "short"
-    elif after > gong:
+    elif search.more or after > gong:
         outcome = "more"
     else:
         outcome = "repaired" if late else "complete"
-    requests = plan.governor.sent.get(name, 0) - sent_before
-    plan.report.record_check(type_report, search.count_calls, requests - search.count_calls, late, outcome)
-    if late:
-        logger.info("%s: %d late entries found in the hour %s and loaded", name, late, hour.key)
+    plan.report.record_check(type_report, outcome)
+    if search.late_entries:
+        logger.info("%s: %d late entries found in the hour %s and loaded", name, search.late_entries, hour.key)
     if outcome in ("short", "more"):
         plan.report.warn(
             f"{name}, hour {hour.range_start.isoformat()}: Gong counts {gong} entries, {after} are loaded "
@@ -130,7 +137,7 @@ def check_hour(
 
 def hold_requests(plan: ReadPlan, log_type: str, requests: int) -> None:
     """Make sure the type holds `requests` more requests of the run's budget, or stop it for this run."""
-    if requests > 0 and not plan.planner.claim(log_type, requests + 1):
+    if requests > 0 and not plan.planner.hold(log_type, requests):
         raise BudgetShareSpent(share_spent_reason(plan))
 
 

@@ -34,7 +34,7 @@ from gong_source.recount import CountSearch, gong_total
 from gong_source.settings import LogType
 from gong_source.settle import rows_of_page
 from gong_source.source import gong_source, log_table_resource
-from gong_source.windows import ReadPlan, ReadSession, remember_quota
+from gong_source.windows import INCREMENTAL_KEY, ReadPlan, ReadSession, remember_quota
 
 logger = logging.getLogger("gong_source")
 
@@ -88,6 +88,8 @@ class VerifyReport:
     start: Optional[datetime] = None
     end: Optional[datetime] = None
     repair: bool = False
+    end_given: bool = False
+    """Without --end-date each log type is counted up to its final hours, and no further than the job read it."""
     days: list[DayCheck] = field(default_factory=list)
     status: str = "failed"
     """complete (no difference left); differences (some left: exit 65); stopped (budget, quota or the day's
@@ -152,6 +154,7 @@ def verify(
                     f"{plan.lookback} plus the settle lag after they end): give --end-date to count it anyway."
                 )
         report.start, report.end = plan.start, plan.cut_off
+        report.end_given = end_date is not None
         if pipeline is None:
             pipeline = dlt.pipeline(
                 pipeline_name=PIPELINE_NAME, destination=chosen, dataset_name=dataset_name or PIPELINE_NAME
@@ -172,7 +175,7 @@ def verify(
             report.requests = session.plan.governor.total_sent
             ledger = session.plan.ledger
             if ledger is not None:
-                ledger.write_file(report.requests, force=True)
+                ledger.write_file(report.requests)
                 report.requests_today = {
                     "day_start": ledger.day_start.isoformat(),
                     "with_this_run": ledger.before_run + report.requests,
@@ -184,9 +187,9 @@ def verify(
 def _verify_under_lock(pipeline: Pipeline, plan: ReadPlan, report: VerifyReport) -> None:
     source_state: dict[str, Any] = dict(pipeline.state.get("sources", {}).get("gong", {}))
     _fix_budget(plan, source_state)
-    report.days = [
-        DayCheck(log_type, start, end) for log_type in plan.log_types for start, end in _days(plan.start, plan.cut_off)
-    ]
+    for log_type in plan.log_types:
+        end = plan.cut_off if report.end_given else min(plan.cut_off, _progress_of(source_state, log_type))
+        report.days += [DayCheck(log_type, start, day_end) for start, day_end in _days(plan.start, end)]
     _count_in_warehouse(pipeline, report.days)
     retention_start = plan.now - plan.access_log_retention
     try:
@@ -205,6 +208,16 @@ def _verify_under_lock(pipeline: Pipeline, plan: ReadPlan, report: VerifyReport)
         report.status = "differences"
     else:
         report.status = "complete"
+
+
+def _progress_of(source_state: dict[str, Any], log_type: LogType) -> datetime:
+    """How far the job has read a log type (far in the future when it never has: then all of it is missing)."""
+    resource = source_state.get("resources", {}).get(log_type.table_name, {})
+    saved = (resource.get("progress") or {}).get(INCREMENTAL_KEY) or {}
+    try:
+        return datetime.fromisoformat(saved["loaded_until"])
+    except (KeyError, TypeError, ValueError):
+        return datetime.max.replace(tzinfo=timezone.utc)
 
 
 def _fix_budget(plan: ReadPlan, source_state: dict[str, Any]) -> None:
@@ -265,7 +278,7 @@ def _count_with_gong(plan: ReadPlan, day: DayCheck, retention_start: datetime) -
     day.requests += plan.governor.sent.get(name, 0) - sent
     if day.gong_count == day.warehouse_count:
         day.status = COMPLETE
-    elif name == "AccessLog" and day.end <= retention_start and day.gong_count < day.warehouse_count:
+    elif name == "AccessLog" and day.start < retention_start and day.gong_count < day.warehouse_count:
         day.status = GONE
     elif day.gong_count > day.warehouse_count:
         day.status = MISSING
@@ -334,7 +347,7 @@ def _repair_day(plan: ReadPlan, day: DayCheck, segments: list[Segment], report: 
         hold=lambda _: None,  # the governor stops the whole verify when its budget is spent
     )
     try:
-        yield from search.run()
+        yield from search.run(known_count=day.gong_count)
     except StoppedEarly as stop:
         report.stopped_reason = str(stop)
         return

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 import uuid
 from collections import Counter
@@ -97,6 +98,8 @@ class ReadPlan:
     writes nothing more into them, so their counts are checked once and they leave the state."""
     ledger: Optional[DailyLedger] = None
     started_monotonic: float = field(default_factory=time.monotonic)
+    budget_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    """The types start in parallel threads; the first one fixes the run's budget (`start_budget`)."""
     backfill: bool = field(init=False)
     now: datetime = field(init=False)
     spans: dict[str, timedelta] = field(default_factory=dict)
@@ -153,8 +156,12 @@ def start_budget(plan: ReadPlan, source_state: dict[str, Any]) -> None:
     """Fix the run's budget, once per run: the day's ceiling left, the quota learned by earlier runs, then each
     log type's share from what it still needs (the density of its last window, kept in state, and the hours
     due for a count check)."""
-    if plan.planner.started:
-        return
+    with plan.budget_lock:
+        if not plan.planner.started:
+            _start_budget(plan, source_state)
+
+
+def _start_budget(plan: ReadPlan, source_state: dict[str, Any]) -> None:
     ledger = plan.ledger = DailyLedger.open(plan.max_requests_per_day, plan.now, source_state, plan.requests_file)
     if ledger.left is not None and plan.governor.limit_to(ledger.left, ledger.spent_reason()):
         plan.planner.max_requests = plan.governor.max_requests
@@ -200,7 +207,7 @@ def remember_quota(plan: ReadPlan, source_state: dict[str, Any]) -> None:
         plan.ledger.save(source_state, governor.total_sent)
     if governor.quota_resets_in is not None and governor.quota_refused_at is not None:
         elapsed = governor.quota_refused_at - plan.started_monotonic
-        remember_turn(source_state, plan.now + timedelta(seconds=elapsed + governor.quota_resets_in))
+        remember_turn(source_state, plan.now + timedelta(seconds=elapsed), timedelta(seconds=governor.quota_resets_in))
     if governor.quota_stopped and answered > 0:
         LearnedQuota(answered, plan.now.isoformat(), "quota_429", plan.run_id).save(source_state)
     elif not governor.quota_stopped and learned is not None and answered > learned.calls:
@@ -246,14 +253,9 @@ def read_log_type(
     client = plan.client_for(log_type.name, type_report)
     load_started, entries_before = time.monotonic(), type_report.entries
     try:
-        while True:
-            for hour in book.due_for_check(plan.final_before, window_start):
-                yield from check_hour(client, log_type, plan, type_report, book, hour)
-                write_progress(state, plan.progress_key, window_start, plan.now, book)
-                if _load_is_due(plan, load_started, entries_before, type_report):
-                    return
-            if window_start >= plan.cut_off:
-                break
+        # New entries first: under a short budget they matter most (AccessLog is kept ~14 days); then the checks
+        # of final hours, which can wait for a later run.
+        while window_start < plan.cut_off:
             rows_read = False
             for attempt in (1, 2):
                 window = _read_window(client, log_type, window_start, plan, type_report, state)
@@ -277,6 +279,13 @@ def read_log_type(
             plan.report.commit_window(type_report, window_start, window.total, window.requests_sent())
             load_done = _load_is_due(plan, load_started, entries_before, type_report)
             if rows_read and window_start < plan.cut_off and load_done:
+                return
+        for hour in book.due_for_check(plan.final_before, window_start):
+            try:
+                yield from check_hour(client, log_type, plan, type_report, book, hour)
+            finally:  # a check stopped by the budget still keeps the counts of the parts it re-read
+                write_progress(state, plan.progress_key, window_start, plan.now, book)
+            if _load_is_due(plan, load_started, entries_before, type_report):
                 return
         type_report.complete = True
         plan.planner.finish(log_type.name)
