@@ -13,7 +13,6 @@ from gong_source.report import LogTypeReport, RunReport
 from gong_source.runner import run_once
 from gong_source.settings import LOG_TYPES, LogType
 from gong_source.source import gong_source
-from gong_source.verify import VerifyReport, verify
 
 __all__ = [
     "LOG_TYPES",
@@ -27,8 +26,6 @@ __all__ = [
     "LogType",
     "LogTypeReport",
     "RunReport",
-    "VerifyReport",
     "gong_source",
     "run_once",
-    "verify",
 ]

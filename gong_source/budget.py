@@ -196,7 +196,9 @@ class BudgetPlanner:
                 return True
             beyond = missing - self._pool
             exploring = self._explorer in (None, log_type)
-            if exploring and window_pages <= self._exploration_cap() and beyond <= self._unreserved_hard_limit():
+            # What the type takes from the pool and beyond it must both fit what the hard limit leaves unreserved.
+            fits = beyond <= self._unreserved_hard_limit() - self._pool
+            if exploring and window_pages <= self._exploration_cap() and fits:
                 self._explorer = log_type
                 self._move_from_pool(log_type, self._pool)
                 self._allotted[log_type] = self._allotted.get(log_type, 0) + beyond

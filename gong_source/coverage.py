@@ -101,6 +101,8 @@ class HourCounts:
     first_second: int = 0
     late_found: int = 0
     """Late entries re-read so far by a check of this hour that a budget stop cut short (a later run finishes it)."""
+    check_requests: int = 0
+    """Calls spent so far on such a check."""
 
     @classmethod
     def new(cls, start: datetime, bucket_seconds: int, first_second: int = 0) -> HourCounts:
@@ -121,6 +123,7 @@ class HourCounts:
             bool(value.get("needs_check", False)),
             int(value.get("first_second", 0)),
             int(value.get("late_found", 0)),
+            int(value.get("check_requests", 0)),
         )
 
     def to_state(self) -> dict[str, Any]:
@@ -132,6 +135,8 @@ class HourCounts:
             value["first_second"] = self.first_second
         if self.late_found:
             value["late_found"] = self.late_found
+        if self.check_requests:
+            value["check_requests"] = self.check_requests
         return value
 
     @property

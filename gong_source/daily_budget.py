@@ -69,8 +69,11 @@ def _count_for(saved: Any, day: datetime) -> int:
         saved_day = datetime.fromisoformat(str(saved.get("day_start")))
     except ValueError:
         return 0
-    overlaps = saved_day.tzinfo is not None and abs(saved_day - day) < DAY
-    return max(0, saved["requests"]) if overlaps else 0
+    if saved_day.tzinfo is None:
+        return 0
+    # The same day, or one whose turn was learned or moved since: carried over if it still covers half of today.
+    shared = min(saved_day, day) + DAY - max(saved_day, day)
+    return max(0, saved["requests"]) if shared >= DAY / 2 else 0
 
 
 @dataclass

@@ -101,6 +101,7 @@ def check_hour(
         hour.set_segment_counts(search.recounted)
         hour.late_found += search.late_entries
         requests = plan.governor.sent.get(name, 0) - sent_before
+        hour.check_requests += requests
         plan.report.record_check_calls(
             type_report, search.count_calls, requests - search.count_calls, search.late_entries
         )
@@ -129,7 +130,7 @@ def check_hour(
         method=METHOD_COUNT_CHECK,
         checked_at=plan.now,
         late_entries=late,
-        requests=requests,
+        requests=hour.check_requests,
     )
     book.settle(hour)
     yield as_coverage([row])

@@ -25,7 +25,7 @@ from dlt.extract.resource import DltResource
 from dlt.pipeline.pipeline import Pipeline
 
 from gong_source.budget import LearnedQuota
-from gong_source.coverage import Segment, bucket_seconds_for, epoch_seconds
+from gong_source.coverage import HOURS_KEY, Segment, bucket_seconds_for, epoch_seconds
 from gong_source.daily_budget import DAY, DailyLedger
 from gong_source.destinations import destination_for, duckdb_database, run_into
 from gong_source.errors import GongConfigError, StoppedEarly
@@ -89,7 +89,9 @@ class VerifyReport:
     end: Optional[datetime] = None
     repair: bool = False
     end_given: bool = False
-    """Without --end-date each log type is counted up to its final hours, and no further than the job read it."""
+    """Without --end-date each log type is counted up to its final hours, and no further than the job settled."""
+    ends: dict[str, datetime] = field(default_factory=dict)
+    """Where each log type's count ends (its start: nothing to count, the job has not read that far)."""
     days: list[DayCheck] = field(default_factory=list)
     status: str = "failed"
     """complete (no difference left); differences (some left: exit 65); stopped (budget, quota or the day's
@@ -114,6 +116,7 @@ class VerifyReport:
             "error": self.error,
             "stopped_reason": self.stopped_reason,
             "range": [_iso(self.start), _iso(self.end)],
+            "ends": {name: end.isoformat() for name, end in self.ends.items()},
             "repair": self.repair,
             "requests": self.requests,
             "requests_today": self.requests_today,
@@ -188,7 +191,8 @@ def _verify_under_lock(pipeline: Pipeline, plan: ReadPlan, report: VerifyReport)
     source_state: dict[str, Any] = dict(pipeline.state.get("sources", {}).get("gong", {}))
     _fix_budget(plan, source_state)
     for log_type in plan.log_types:
-        end = plan.cut_off if report.end_given else min(plan.cut_off, _progress_of(source_state, log_type))
+        end = plan.cut_off if report.end_given else min(plan.cut_off, _settled_until(source_state, log_type))
+        report.ends[log_type.name] = max(end, plan.start)
         report.days += [DayCheck(log_type, start, day_end) for start, day_end in _days(plan.start, end)]
     _count_in_warehouse(pipeline, report.days)
     retention_start = plan.now - plan.access_log_retention
@@ -210,14 +214,17 @@ def _verify_under_lock(pipeline: Pipeline, plan: ReadPlan, report: VerifyReport)
         report.status = "complete"
 
 
-def _progress_of(source_state: dict[str, Any], log_type: LogType) -> datetime:
-    """How far the job has read a log type (far in the future when it never has: then all of it is missing)."""
+def _settled_until(source_state: dict[str, Any], log_type: LogType) -> datetime:
+    """How far the job has read a log type and settled its final hours: its progress, or its oldest hour still
+    waiting for a count check (far in the future when the job never read it: then all of it is missing)."""
     resource = source_state.get("resources", {}).get(log_type.table_name, {})
     saved = (resource.get("progress") or {}).get(INCREMENTAL_KEY) or {}
     try:
-        return datetime.fromisoformat(saved["loaded_until"])
+        settled = datetime.fromisoformat(saved["loaded_until"])
+        waiting = [datetime.fromisoformat(hour) for hour in saved.get(HOURS_KEY) or {}]
     except (KeyError, TypeError, ValueError):
         return datetime.max.replace(tzinfo=timezone.utc)
+    return min([settled, *waiting])
 
 
 def _fix_budget(plan: ReadPlan, source_state: dict[str, Any]) -> None:
@@ -373,6 +380,11 @@ def verify_lines(report: VerifyReport) -> list[str]:
     by_type: dict[str, list[DayCheck]] = {}
     for day in report.days:
         by_type.setdefault(day.log_type.name, []).append(day)
+    for name, end in report.ends.items():
+        if name not in by_type:
+            lines.append(f"{name:<28} not counted: the job has not read and settled it past {end.isoformat()} yet")
+        elif report.end and end < report.end:
+            lines.append(f"{name:<28} counted up to {end.isoformat()}: the job has not settled it further yet")
     for name, days in by_type.items():
         counted = [day for day in days if day.gong_count is not None]
         lines.append(

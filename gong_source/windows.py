@@ -53,6 +53,9 @@ DENSITY_KEY = "density"
 """Resource state: `{"entries_per_second": x}` of the type's last window, so that the next run sizes its
 windows to its share of the budget without spending a request to measure first."""
 MIN_WINDOW = timedelta(seconds=1)
+MAX_WAITING_CHECKS = 2
+"""Final hours that may wait for their count check while new entries are read first (a budget too short for
+both); beyond this, the oldest are checked before new entries."""
 PROGRESS_EVERY_PAGES = 20
 
 
@@ -254,7 +257,16 @@ def read_log_type(
     load_started, entries_before = time.monotonic(), type_report.entries
     try:
         # New entries first: under a short budget they matter most (AccessLog is kept ~14 days); then the checks
-        # of final hours, which can wait for a later run.
+        # of final hours, which can wait for a later run, unless more than a few wait: then the oldest go first,
+        # so that a budget too short for both cannot pile them up in the state.
+        while len(book.due_for_check(plan.final_before, window_start)) > MAX_WAITING_CHECKS:
+            hour = book.due_for_check(plan.final_before, window_start)[0]
+            try:
+                yield from check_hour(client, log_type, plan, type_report, book, hour)
+            finally:
+                write_progress(state, plan.progress_key, window_start, plan.now, book)
+            if _load_is_due(plan, load_started, entries_before, type_report):
+                return
         while window_start < plan.cut_off:
             rows_read = False
             for attempt in (1, 2):

@@ -41,6 +41,8 @@ def test_the_count_is_the_larger_of_the_state_and_the_local_file_and_carries_ove
     # The turn is learned as 02:10: the new day began yesterday at 02:10 and overlaps the counted one.
     moved = {**state, DAY_TURN_STATE_KEY: "02:10"}
     assert DailyLedger.open(100, datetime(2026, 3, 11, 1, 0, tzinfo=timezone.utc), moved, file).before_run == 47
-    # A day later there is nothing to carry.
+    # A day later there is nothing to carry, nor when the turn moves a minute earlier and a new day begins.
     assert DailyLedger.open(100, NOON + timedelta(days=1), state, file).before_run == 0
+    just_before = {**state, DAY_TURN_STATE_KEY: "23:59"}
+    assert DailyLedger.open(100, datetime(2026, 3, 10, 23, 59, 30, tzinfo=timezone.utc), just_before, file).left == 100
     assert DailyLedger.open(None, NOON, state, file).left is None
