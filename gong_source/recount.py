@@ -119,7 +119,7 @@ class CountSearch:
         read = max(0, math.ceil(gong / PAGE_SIZE) - (1 if opened else 0))
         left_to_spend = self.available()
         affordable = left_to_spend is None or read <= left_to_spend or high - low == 1
-        if affordable and cost_to_find(gong, high - low, opened, min(gong - loaded, gong)) >= read:
+        if affordable and cost_to_find(gong, high - low, opened, gong - loaded) >= read:
             yield from self._reread(low, high, gong, pages, first)
             return
         if pages is not None:
