@@ -30,7 +30,15 @@ from dlt.sources.helpers.rest_client.auth import AuthConfigBase
 from gong_source.budget import BudgetPlanner, LearnedQuota
 from gong_source.client import GongLogsClient, HttpSettings
 from gong_source.config import TimeRange
-from gong_source.coverage import SavedProgress, bucket_seconds_for, epoch_seconds, read_progress, write_progress
+from gong_source.coverage import (
+    HourBook,
+    HourCounts,
+    SavedProgress,
+    bucket_seconds_for,
+    epoch_seconds,
+    read_progress,
+    write_progress,
+)
 from gong_source.daily_budget import DailyLedger, remember_turn
 from gong_source.entries import EntryKeyer
 from gong_source.errors import (
@@ -261,10 +269,7 @@ def read_log_type(
         # so that a budget too short for both cannot pile them up in the state.
         while len(book.due_for_check(plan.final_before, window_start)) > MAX_WAITING_CHECKS:
             hour = book.due_for_check(plan.final_before, window_start)[0]
-            try:
-                yield from check_hour(client, log_type, plan, type_report, book, hour)
-            finally:
-                write_progress(state, plan.progress_key, window_start, plan.now, book)
+            yield from _check_and_save(client, log_type, plan, type_report, state, book, hour, window_start)
             if _load_is_due(plan, load_started, entries_before, type_report):
                 return
         while window_start < plan.cut_off:
@@ -293,10 +298,7 @@ def read_log_type(
             if rows_read and window_start < plan.cut_off and load_done:
                 return
         for hour in book.due_for_check(plan.final_before, window_start):
-            try:
-                yield from check_hour(client, log_type, plan, type_report, book, hour)
-            finally:  # a check stopped by the budget still keeps the counts of the parts it re-read
-                write_progress(state, plan.progress_key, window_start, plan.now, book)
+            yield from _check_and_save(client, log_type, plan, type_report, state, book, hour, window_start)
             if _load_is_due(plan, load_started, entries_before, type_report):
                 return
         type_report.complete = True
@@ -308,6 +310,24 @@ def read_log_type(
         logger.warning("%s: stopping early, progress saved up to %s: %s", log_type.name, window_start, stop)
     finally:
         remember_quota(plan, source_state)
+
+
+def _check_and_save(
+    client: GongLogsClient,
+    log_type: LogType,
+    plan: ReadPlan,
+    type_report: LogTypeReport,
+    state: dict[str, Any],
+    book: HourBook,
+    hour: HourCounts,
+    loaded_until: datetime,
+) -> Iterator[Any]:
+    """Count-check one final hour, then save the progress record: also when a budget stop cuts the check
+    short, as the parts it re-read keep their counts (their rows are in the same load)."""
+    try:
+        yield from check_hour(client, log_type, plan, type_report, book, hour)
+    finally:
+        write_progress(state, plan.progress_key, loaded_until, plan.now, book)
 
 
 def _load_is_due(plan: ReadPlan, load_started: float, entries_before: int, type_report: LogTypeReport) -> bool:
