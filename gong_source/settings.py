@@ -62,7 +62,7 @@ DEFAULT_MAX_REQUESTS_PER_RUN: Final = GONG_DAILY_QUOTA // 4
 
 DEFAULT_MAX_REQUESTS_PER_DAY: Final = GONG_DAILY_QUOTA // 2
 """Half of the company's daily quota for this job, across all its runs: the other half stays for the company's
-other integrations (CRM sync, revenue tools). A busy tenant on a 5-minute schedule needs about 1,800 calls a
+other integrations (CRM sync, revenue tools). A busy tenant on a 5-minute schedule needs about 1,900 calls a
 day; the ceiling matters when a job catches up (an hourly schedule could otherwise spend 2,500 an hour), and
 a month's backfill of a busy tenant (about 20,000 calls) then takes four days, well within AccessLog's 14."""
 
