@@ -316,7 +316,10 @@ class SavedProgress:
     """Every entry before it is loaded and counted (None: nothing read yet for this key)."""
     book: HourBook
     upgraded_from: Optional[datetime] = None
-    """Layout 1's `loaded_until`, when the record was written by an earlier version (see `STATE_LAYOUT`)."""
+    """Layout 1's `loaded_until`, when the record was written by an earlier version (see `STATE_LAYOUT`), or a
+    damaged record's: reading goes on from `loaded_until`, before it, once."""
+    damaged: Optional[str] = None
+    """Why the record's counts could not be read (None: they could, or it is layout 1's)."""
 
 
 def read_progress(
@@ -333,9 +336,9 @@ def read_progress(
     layout = state.get(LAYOUT_KEY, 1)
     if not isinstance(layout, int) or layout > STATE_LAYOUT:
         raise StateLayoutError(
-            f"the saved state has layout {layout!r}, newer than this version of gong-logs reads ({STATE_LAYOUT}); "
-            "it was written by a later version. Upgrade gong-logs (pip install -U gong-logs) rather than run an "
-            "older one on this pipeline."
+            f"the saved state has layout {layout!r}, newer than this version of gong-logs reads ({STATE_LAYOUT}): "
+            "a later version wrote it. Run that version (or a newer one) on this pipeline; an older one would "
+            "lose its progress."
         )
     record = (state.get("progress") or {}).get(key)
     book = HourBook(bounded_end=bounded_end)
@@ -343,13 +346,30 @@ def read_progress(
         return SavedProgress(None, book)
     loaded_until = datetime.fromisoformat(record["loaded_until"])
     if HOURS_KEY in record:  # layout 2 writes `hours` in every record; a record without it is layout 1's
-        return SavedProgress(loaded_until, HourBook.from_state(record, bounded_end))
+        try:
+            return SavedProgress(loaded_until, HourBook.from_state(record, bounded_end))
+        except (KeyError, TypeError, ValueError) as damage:
+            # Counts that cannot be read are counted again: re-read from the oldest hour not settled yet.
+            restart = min([floor_hour(loaded_until - lookback), *_hour_keys(record[HOURS_KEY])])
+            damaged = f"its counts of the hours not settled yet could not be read ({damage})"
+            return SavedProgress(max(restart, floor) if bounded else restart, book, loaded_until, damaged)
     read_at = datetime.fromisoformat(record.get("read_at") or record["loaded_until"])
     read_recently = not bounded and read_at - loaded_until < lookback
     restart = floor_hour(loaded_until - lookback if read_recently else loaded_until)
     if bounded:
         restart = max(restart, floor)
     return SavedProgress(restart, book, upgraded_from=loaded_until)
+
+
+def _hour_keys(hours: Any) -> list[datetime]:
+    """The hours a damaged `hours` record names, where they can be read."""
+    found = []
+    for key in hours if isinstance(hours, dict) else ():
+        try:
+            found.append(floor_hour(datetime.fromisoformat(str(key))))
+        except ValueError:
+            continue
+    return found
 
 
 def write_progress(state: dict[str, Any], key: str, loaded_until: datetime, read_at: datetime, book: HourBook) -> None:

@@ -98,7 +98,7 @@ def run_once(
                 session.plan.requests_file = requests_file(pipeline)
             database = duckdb_database(pipeline)
             if database is not None:
-                wait_for_duckdb_file(database, _lock_wait(duckdb_lock_wait_seconds))
+                wait_for_duckdb_file(database, lock_wait(duckdb_lock_wait_seconds))
             if view_columns is None:
                 # Under the lock: on a machine without local state this restores the pipeline from the destination.
                 view_columns = checked_view_columns(pipeline, restore_schema=not is_file_destination(pipeline))
@@ -224,7 +224,7 @@ def _reopen_for_the_pool(session: ReadSession) -> bool:
     return bool(session.report.reopen_share_stopped())
 
 
-def _lock_wait(configured: Optional[float]) -> float:
+def lock_wait(configured: Optional[float]) -> float:
     """Seconds to wait for another process to close the DuckDB file (argument, then config, then default)."""
     value: Any = configured if configured is not None else dlt.config.get("sources.gong.duckdb_lock_wait_seconds")
     if value is None:

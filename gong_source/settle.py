@@ -9,6 +9,7 @@ into the same load: a run killed during a check loses nothing, and the next run 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterator
 
 from gong_source.coverage import (
@@ -23,7 +24,7 @@ from gong_source.entries import EntryKeyer, prepare_entries
 from gong_source.errors import BudgetShareSpent
 from gong_source.recount import CountSearch
 from gong_source.report import LogTypeReport
-from gong_source.settings import LogType
+from gong_source.settings import CURSOR_FIELD, LogType
 
 if TYPE_CHECKING:
     from gong_source.client import GongLogsClient
@@ -43,11 +44,13 @@ def rows_of_page(
 ) -> list[dict[str, Any]]:
     """A page's entries as rows (keyed, PII handled, eventTime in UTC), counted in the run's report."""
     rows = prepare_entries(entries, log_type.name, keyer, position, pii=plan.pii, where=where)
-    plan.report.record_page(type_report, rows, "eventTime")
+    plan.report.record_page(type_report, rows, CURSOR_FIELD)
     return rows
 
 
-def coverage_from_windows(log_type: LogType, plan: ReadPlan, book: HourBook, loaded_until: Any) -> Iterator[Any]:
+def coverage_from_windows(
+    log_type: LogType, plan: ReadPlan, book: HourBook, loaded_until: datetime
+) -> Iterator[Any]:
     """Coverage rows for the hours read completely and only after they were final (no call: complete windows
     hold all that Gong had), and forget their counts."""
     settled = book.settled_by_windows(plan.final_before, loaded_until)

@@ -12,7 +12,6 @@ count is committed to dlt state by a load (with the repaired rows, or with the s
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,17 +25,16 @@ from dlt.pipeline.pipeline import Pipeline
 
 from gong_source.budget import LearnedQuota
 from gong_source.coverage import HOURS_KEY, Segment, bucket_seconds_for, epoch_seconds
-from gong_source.daily_budget import DAY, DailyLedger
-from gong_source.destinations import destination_for, duckdb_database, run_into
+from gong_source.daily_budget import DAY
+from gong_source.destinations import destination_for, duckdb_database, run_into, wait_for_duckdb_file
 from gong_source.errors import GongConfigError, StoppedEarly
 from gong_source.explain import explain
 from gong_source.recount import CountSearch, gong_total
+from gong_source.runner import PIPELINE_NAME, AnotherRunInProgress, exclusive_run, lock_wait, requests_file
 from gong_source.settings import LogType
 from gong_source.settle import rows_of_page
 from gong_source.source import gong_source, log_table_resource
-from gong_source.windows import INCREMENTAL_KEY, ReadPlan, ReadSession, remember_quota
-
-logger = logging.getLogger("gong_source")
+from gong_source.windows import INCREMENTAL_KEY, ReadPlan, ReadSession, open_day_ledger, remember_quota
 
 EXIT_DIFFERENCES = 65
 """`verify` found differences it did not repair (EX_DATAERR): the data needs a look, or `--repair`."""
@@ -138,8 +136,6 @@ def verify(
     """Count `[start_date, end_date)` per log type and UTC day, with Gong and in the warehouse; repair the days
     that lack rows if `repair`. `end_date` defaults to where hours are final (now less the settle lag and the
     lookback): the job still checks later hours for late entries itself. Never raises: the report says."""
-    from gong_source.runner import PIPELINE_NAME, AnotherRunInProgress, exclusive_run, requests_file
-
     report = VerifyReport(repair=repair)
     session = ReadSession()
     try:
@@ -153,8 +149,9 @@ def verify(
             plan.cut_off = min(plan.cut_off, plan.final_before)
             if plan.cut_off <= plan.start:
                 raise GongConfigError(
-                    f"nothing from --start-date {plan.start.isoformat()} on is final yet (hours are final "
-                    f"{plan.lookback} plus the settle lag after they end): give --end-date to count it anyway."
+                    f"nothing from --start-date {plan.start.isoformat()} on is final yet: an hour is final "
+                    f"{plan.lookback.total_seconds():.0f} s (sources.gong.lookback_seconds) plus the settle lag after "
+                    "it ends. Give an earlier --start-date, or --end-date to count it anyway."
                 )
         report.start, report.end = plan.start, plan.cut_off
         report.end_given = end_date is not None
@@ -165,6 +162,8 @@ def verify(
         with exclusive_run(pipeline):
             plan.requests_file = requests_file(pipeline)
             database = duckdb_database(pipeline)
+            if database is not None and database.exists():
+                wait_for_duckdb_file(database, lock_wait(None))  # as a run does: an analyst's shell may hold it
             if not pipeline.default_schema_name and not (database is not None and not database.exists()):
                 pipeline.sync_destination()  # a fresh machine: state and schema are in the destination
             _verify_under_lock(pipeline, plan, report)
@@ -229,9 +228,7 @@ def _settled_until(source_state: dict[str, Any], log_type: LogType) -> datetime:
 
 def _fix_budget(plan: ReadPlan, source_state: dict[str, Any]) -> None:
     """The run's hard budget: `max_requests_per_run`, the day's ceiling left, and the learned quota."""
-    ledger = plan.ledger = DailyLedger.open(plan.max_requests_per_day, plan.now, source_state, plan.requests_file)
-    if ledger.left is not None:
-        plan.governor.limit_to(ledger.left, ledger.spent_reason())
+    open_day_ledger(plan, source_state)
     learned = LearnedQuota.from_state(source_state)
     if learned is not None:
         plan.governor.limit_to(
@@ -239,7 +236,6 @@ def _fix_budget(plan: ReadPlan, source_state: dict[str, Any]) -> None:
             f"the run's budget of {learned.calls} requests (Gong's daily quota as learned on {learned.learned_at[:16]})"
             " is spent",
         )
-    plan.governor.on_sent.append(ledger.write_file)
 
 
 def _days(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
@@ -356,16 +352,13 @@ def _repair_day(plan: ReadPlan, day: DayCheck, segments: list[Segment], report: 
     try:
         yield from search.run(known_count=day.gong_count)
     except StoppedEarly as stop:
-        report.stopped_reason = str(stop)
-        return
+        report.stopped_reason = str(stop)  # the parts re-read so far are loaded; the day stays "missing"
     finally:
         day.requests += plan.governor.sent.get(name, 0) - sent
-    found = sum(search.recounted.values()) - sum(segments[index].loaded for index in search.recounted)
-    day.repaired_entries = max(0, found)
-    day.warehouse_count += day.repaired_entries
-    day.status = SHORT if search.short or day.warehouse_count < (search.gong_count or 0) else REPAIRED
-    if search.gong_count is not None:
-        day.gong_count = search.gong_count
+        day.repaired_entries = search.late_entries
+        day.warehouse_count += search.late_entries
+    if not report.stopped_reason:
+        day.status = SHORT if search.short or day.warehouse_count < (day.gong_count or 0) else REPAIRED
 
 
 def verify_lines(report: VerifyReport) -> list[str]:

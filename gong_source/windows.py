@@ -172,7 +172,9 @@ def start_budget(plan: ReadPlan, source_state: dict[str, Any]) -> None:
             _start_budget(plan, source_state)
 
 
-def _start_budget(plan: ReadPlan, source_state: dict[str, Any]) -> None:
+def open_day_ledger(plan: ReadPlan, source_state: dict[str, Any]) -> DailyLedger:
+    """The day's ceiling for this run (`run_once` and `verify`): the quota day's ledger, the run's hard budget
+    lowered to what it leaves, and every call written to its local file as it goes out."""
     ledger = plan.ledger = DailyLedger.open(plan.max_requests_per_day, plan.now, source_state, plan.requests_file)
     if ledger.left is not None and plan.governor.limit_to(ledger.left, ledger.spent_reason()):
         plan.planner.max_requests = plan.governor.max_requests
@@ -181,6 +183,11 @@ def _start_budget(plan: ReadPlan, source_state: dict[str, Any]) -> None:
             "earlier today"
         )
     plan.governor.on_sent.append(ledger.write_file)
+    return ledger
+
+
+def _start_budget(plan: ReadPlan, source_state: dict[str, Any]) -> None:
+    open_day_ledger(plan, source_state)
     resources: dict[str, Any] = source_state.get("resources", {})
     needs: dict[str, Optional[int]] = {}
     for log_type in plan.log_types:
@@ -253,7 +260,12 @@ def read_log_type(
         type_report.window_start, type_report.window_end = window_start, plan.cut_off
         type_report.progress_before = type_report.progress_after = saved.upgraded_from or window_start
         type_report.upgraded_from = saved.upgraded_from
-        if saved.upgraded_from is not None:
+        if saved.damaged is not None:
+            plan.report.warn(
+                f"{log_type.name}: {saved.damaged}; re-reading from {window_start.isoformat()} once to count them "
+                "again (merged: no duplicate rows). Nothing to do unless it happens again."
+            )
+        elif saved.upgraded_from is not None:
             logger.info(
                 "%s: state of an earlier version (layout 1): re-reading from %s once, to count it",
                 log_type.name,

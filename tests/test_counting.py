@@ -505,3 +505,25 @@ def test_a_run_past_a_learned_quota_with_an_hour_to_check_ends_cleanly(tmp_path:
         # load that sends nothing, which the job would take for a loop (exit 1).
         assert run.returncode in (0, 75), run.output
         assert coverage(workspace, "AccessLog")[0][5] in ("complete", "repaired")
+
+
+def test_damaged_counts_in_the_state_are_counted_again_from_a_re_read(
+    workspace: Workspace, sandbox: GongSandbox
+) -> None:
+    assert workspace.run("--start-date", START_DATE, "--log-types", "AccessLog").returncode == 0
+    state_file = workspace.root / "dlt" / "pipelines" / "gong_logs" / "state.json"
+    state = json.loads(state_file.read_text())
+    hours = state["sources"]["gong"]["resources"]["access_log"]["progress"]["incremental"]["hours"]
+    assert list(hours) == ["2026-01-02T05:00:00+00:00"]  # the hour read before it was final
+    hours["2026-01-02T05:00:00+00:00"]["counts"] = [1, 2, 3]  # not an hour's buckets
+    state_file.write_text(json.dumps(state))
+    sandbox.clock.advance(timedelta(hours=2))
+    requests = len(sandbox.stats.requests)
+
+    rerun = workspace.run("--log-types", "AccessLog")
+
+    assert rerun.returncode == 0, rerun.output
+    assert "could not be read" in rerun.stderr and "re-reading from 2026-01-02T05:00:00+00:00 once" in rerun.stderr
+    assert {p["fromDateTime"] for p in sandbox.stats.requests[requests:]} == {"2026-01-02T05:00:00Z"}
+    assert workspace.event_times("access_log") == truth_event_times(sandbox, "AccessLog")
+    assert [row[0].hour for row in coverage(workspace, "AccessLog")][-3:] == [4, 5, 6]
