@@ -49,10 +49,6 @@ DEFAULT_BUCKET_SECONDS: Final = 60
 """For a type whose density is not known yet."""
 
 COVERAGE_TABLE: Final = "log_coverage"
-OUTCOMES: Final = ("complete", "repaired", "short", "more")
-"""complete: Gong's count equals the rows loaded. repaired: it did not, and re-reading the buckets that differ
-loaded the missing entries. short: Gong counts more than it serves, even read again. more: more rows were
-loaded than Gong counts (Gong served an entry differently on two reads, or no longer has it)."""
 METHOD_WINDOWS: Final = "windows"
 """The hour was read only after it was final: its complete windows were its count."""
 METHOD_COUNT_CHECK: Final = "count_check"
@@ -255,7 +251,11 @@ def coverage_row(
     late_entries: int = 0,
     requests: int = 0,
 ) -> dict[str, Any]:
-    """One row of the coverage record: what Gong counted in the hour once final, and what was loaded."""
+    """One row of the coverage record: what Gong counted in the hour once final, and what was loaded.
+
+    `outcome`: complete (Gong's count equals the rows loaded); repaired (it did not, and re-reading the buckets
+    that differ loaded the missing entries); short (Gong counts more than it serves, even read again); more (more
+    rows were loaded than Gong counts: Gong served an entry differently on two reads, or no longer has it)."""
     return {
         "log_type": log_type,
         "hour_start": hour.start,
